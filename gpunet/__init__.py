@@ -1,0 +1,33 @@
+"""gpunet: fully-connected networks trained by explicit backpropagation (BP1–BP4).
+
+>>> import gpunet
+>>> X, y = gpunet.datasets.digits()
+>>> net = gpunet.Network([64, 30, 10], "sigmoid", backend="numpy", seed=0)
+>>> history = net.fit(X, y, epochs=1, batch_size=10, lr=0.5, progress=False)
+>>> history.epochs
+1
+"""
+
+from . import datasets
+from .backends import BackendUnavailableError
+from .gradcheck import gradcheck
+from .io import load
+from .network import Network
+from .optimizers import SGD, Adam, Optimizer
+from .training import DivergenceError, History
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SGD",
+    "Adam",
+    "BackendUnavailableError",
+    "DivergenceError",
+    "History",
+    "Network",
+    "Optimizer",
+    "__version__",
+    "datasets",
+    "gradcheck",
+    "load",
+]

@@ -1,0 +1,128 @@
+"""Argument checks, run before any work so that bad input never touches a model.
+
+Each raises a TypeError or ValueError naming the argument and what was expected.
+"""
+
+from __future__ import annotations
+
+import numbers
+import sys
+from typing import Any
+
+import numpy as np
+
+
+def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """A finite real number > 0 (or >= 0), returned as a Python float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value}")
+    return value
+
+
+def check_unit_interval(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """A number in [0, 1) (or (0, 1)), returned as a Python float."""
+    value = check_positive(name, value, allow_zero=allow_zero)
+    if value >= 1:
+        raise ValueError(f"{name} must be below 1, got {value}")
+    return value
+
+
+def check_count(name: str, value: Any) -> int:
+    """An integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return int(value)
+
+
+def array_module(x: Any) -> Any:
+    """numpy, or cupy for a CuPy array (without importing CuPy when it is not in use)."""
+    cupy = sys.modules.get("cupy")
+    if cupy is not None and isinstance(x, cupy.ndarray):
+        return cupy
+    return np
+
+
+def _as_numeric(name: str, value: Any) -> Any:
+    xp = array_module(value)
+    try:
+        array = xp.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a numeric array: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
+    return array
+
+
+def check_features(X: Any, n_inputs: int, name: str = "X") -> Any:
+    """X as an (m, n_inputs) array with m >= 1 and no NaN or inf."""
+    X = _as_numeric(name, X)
+    if X.ndim != 2 or X.shape[1] != n_inputs:
+        raise ValueError(
+            f"{name} must have shape (m, {n_inputs}) (one row per example), got {X.shape}"
+        )
+    if X.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it needs at least one example (row)")
+    if not bool(array_module(X).isfinite(X).all()):
+        raise ValueError(f"{name} contains NaN or inf")
+    return X
+
+
+def check_targets(
+    Y: Any, m: int, n_outputs: int, cost: Any, output: str, name: str = "Y"
+) -> tuple[Any, Any]:
+    """Y as (targets of shape (m, n_outputs), integer labels or None).
+
+    Y may be integer class labels of shape (m,) or targets of shape (m, n_outputs);
+    labels are derived from one-hot targets so that accuracy can be reported.
+    """
+    Y = _as_numeric(name, Y)
+    xp = array_module(Y)
+    if Y.shape[:1] != (m,):
+        raise ValueError(f"{name} has {Y.shape[0] if Y.ndim else 0} rows but X has {m}")
+    if Y.ndim == 1:
+        if Y.dtype.kind not in "biu":
+            raise TypeError(
+                f"{name} of shape ({m},) must be integer class labels, got dtype {Y.dtype}; "
+                f"give real-valued targets as shape ({m}, {n_outputs})"
+            )
+        n_classes = max(n_outputs, 2)
+        if bool((Y < 0).any()) or bool((n_classes <= Y).any()):
+            raise ValueError(
+                f"{name} has labels outside 0..{n_classes - 1} "
+                f"(the network has {n_outputs} output{'s' * (n_outputs > 1)})"
+            )
+        labels = Y.astype(np.int64)
+        targets = labels[:, None] if n_outputs == 1 else xp.eye(n_outputs)[labels]
+    elif Y.ndim == 2 and Y.shape[1] == n_outputs:
+        if not bool(xp.isfinite(Y).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+        targets = Y
+        binary = bool(((Y == 0) | (Y == 1)).all())
+        if binary and n_outputs == 1:
+            labels = Y[:, 0].astype(np.int64)
+        elif binary and bool((Y.sum(axis=1) == 1).all()):
+            labels = Y.argmax(axis=1)
+        else:
+            labels = None
+    else:
+        raise ValueError(
+            f"{name} must be labels of shape ({m},) or targets of shape ({m}, {n_outputs}), "
+            f"got {Y.shape}"
+        )
+    if cost.name in ("cross_entropy", "log_likelihood") and (
+        bool((targets < 0).any()) or bool((targets > 1).any())
+    ):
+        raise ValueError(f"{name} must lie in [0, 1] for the {cost.name} cost")
+    # softmax's fused delta (A − Y)/m holds only for targets that are distributions
+    sums = targets.sum(axis=1)
+    if cost.name == "log_likelihood" and output == "softmax" and not bool(xp.allclose(sums, 1.0)):
+        raise ValueError(
+            f"{name} rows must each sum to 1 (probabilities) for softmax + log_likelihood"
+        )
+    return targets, labels

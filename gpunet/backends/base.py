@@ -1,0 +1,152 @@
+"""The backend interface: every array stage of a training step, written once over `xp`.
+
+A backend is an array module (`xp`: NumPy or CuPy) plus the elementwise stages of
+forward and backward propagation. The generic versions below are plain ufunc calls
+that run on either module; a backend overrides a stage only where its hardware has a
+faster form (the CuPy backend's fused CUDA kernels).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from ..activations import Activation
+from ..costs import Cost
+
+Array = Any  # numpy.ndarray or cupy.ndarray
+
+
+class Backend:
+    """Array stages of the network's equations, generic over the array module."""
+
+    name: str
+    xp: ModuleType
+    special: ModuleType  # scipy.special or cupyx.scipy.special
+
+    # --- memory -------------------------------------------------------------------
+
+    def asarray(self, x: Any, dtype: Any = None) -> Array:
+        """Copy host data to this backend (no copy when it is already there)."""
+        return self.xp.asarray(x, dtype=dtype)
+
+    def to_numpy(self, x: Array) -> Any:
+        """Copy an array of this backend to a NumPy array on the host."""
+        raise NotImplementedError
+
+    def empty(self, shape: Any, dtype: Any) -> Array:
+        return self.xp.empty(shape, dtype=dtype)
+
+    def zeros(self, shape: Any, dtype: Any) -> Array:
+        return self.xp.zeros(shape, dtype=dtype)
+
+    def describe(self) -> dict[str, str]:
+        """Versions and device, for `gpunet info` and benchmark records."""
+        raise NotImplementedError
+
+    # --- the equations' array stages -----------------------------------------------
+
+    def matmul(self, a: Array, b: Array, out: Array) -> Array:
+        """One GEMM into a preallocated buffer; transposed views go to BLAS as flags."""
+        return self.xp.matmul(a, b, out=out)
+
+    def bias_activation(
+        self, activation: Activation, weighted_input: Array, bias: Array, out: Array
+    ) -> Array:
+        """Z^l += b^l, then A^l = g^l(Z^l) (out may be weighted_input itself)."""
+        weighted_input += bias[:, None]
+        return activation.forward(self, weighted_input, out)
+
+    def activation_delta(
+        self,
+        activation: Activation,
+        grad_activation: Array,
+        weighted_input: Array,
+        activation_value: Array,
+        out: Array,
+    ) -> Array:
+        """BP1/BP2's product: delta = dC/dA ⊙ g'(Z) (a Jacobian-vector product for softmax)."""
+        return activation.backward(self, grad_activation, weighted_input, activation_value, out)
+
+    def output_delta(
+        self,
+        activation: Activation,
+        cost: Cost,
+        weighted_input: Array,
+        activation_value: Array,
+        target: Array,
+        out: Array,
+    ) -> Array:
+        """BP1: delta^L = grad_A C ⊙ g'(Z^L), in the fused form where cost and g simplify."""
+        fused = cost.fused_delta.get(activation.name)
+        if fused is not None:
+            return fused(self.xp, activation_value, target, out)
+        cost.gradient(self.xp, activation_value, target, out)
+        return activation.backward(self, out, weighted_input, activation_value, out)
+
+    def bias_gradient(self, delta: Array, out: Array) -> Array:
+        """BP3: dC/db^l = delta^l summed over the batch (the columns)."""
+        return self.xp.sum(delta, axis=1, out=out)
+
+    # --- optimizer updates over the flat parameter buffer ---------------------------
+
+    def sgd_update(
+        self,
+        params: Array,
+        grads: Array,
+        velocity: Array | None,
+        lr: float,
+        momentum: float,
+        nesterov: bool,
+        weight_decay: float,
+        n_decayed: int,
+    ) -> None:
+        """p -= lr·(g + λp) with optional (Nesterov) momentum, as torch.optim.SGD does.
+
+        Weight decay applies to the first n_decayed entries (the weights, not the
+        biases), which makes weight_decay = λ/n Nielsen's L2 rule.
+        """
+        xp = self.xp
+        if weight_decay:
+            grads[:n_decayed] += weight_decay * params[:n_decayed]
+        if velocity is not None:
+            velocity *= momentum
+            velocity += grads
+            if nesterov:
+                grads += momentum * velocity
+            else:
+                xp.copyto(grads, velocity)
+        grads *= lr
+        params -= grads
+
+    def adam_update(
+        self,
+        params: Array,
+        grads: Array,
+        first_moment: Array,
+        second_moment: Array,
+        lr: float,
+        beta1: float,
+        beta2: float,
+        eps: float,
+        step: int,
+        weight_decay: float,
+        n_decayed: int,
+    ) -> None:
+        """Adam with bias correction and L2 decay on the weights, as torch.optim.Adam does."""
+        xp = self.xp
+        if weight_decay:
+            grads[:n_decayed] += weight_decay * params[:n_decayed]
+        first_moment *= beta1
+        first_moment += (1.0 - beta1) * grads
+        second_moment *= beta2
+        grads *= grads
+        second_moment += (1.0 - beta2) * grads
+        step_size = lr / (1.0 - beta1**step)
+        # grads is free now: reuse it for the denominator sqrt(v_hat) + eps
+        xp.sqrt(second_moment, out=grads)
+        grads *= 1.0 / (1.0 - beta2**step) ** 0.5
+        grads += eps
+        xp.divide(first_moment, grads, out=grads)
+        grads *= step_size
+        params -= grads

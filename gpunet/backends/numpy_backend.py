@@ -1,0 +1,32 @@
+"""The NumPy backend: the generic stages on the CPU, GEMMs through NumPy's BLAS."""
+
+from __future__ import annotations
+
+import platform
+
+import numpy
+import scipy
+import scipy.special
+
+from .base import Backend
+
+
+class NumpyBackend(Backend):
+    """Runs everywhere; the reference the CuPy backend is tested against."""
+
+    name = "numpy"
+    xp = numpy
+    special = scipy.special
+
+    def to_numpy(self, x):
+        return numpy.asarray(x)
+
+    def describe(self) -> dict[str, str]:
+        blas = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return {
+            "backend": self.name,
+            "numpy": numpy.__version__,
+            "scipy": scipy.__version__,
+            "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
+            "cpu": platform.processor() or platform.machine(),
+        }

@@ -1,0 +1,84 @@
+"""Saving and loading networks as .npz: architecture as JSON, parameters as named arrays.
+
+Layout (format version 1):
+    architecture   uint8 array holding UTF-8 JSON: {"format": "gpunet", "version": 1,
+                   "sizes": [...], "activations": [...], "dtype": "float32"}
+    W1 ... WL      weights, W^l of shape (n_l, n_{l-1})
+    b1 ... bL      biases, b^l of shape (n_l,)
+Read with allow_pickle=False: loading a file never runs code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT, VERSION = "gpunet", 1
+
+
+def save(net: Any, path: str | os.PathLike[str]) -> None:
+    """Write `net` to path via a temporary file and a rename, so no reader sees half a file."""
+    path = Path(path)
+    architecture = {
+        "format": FORMAT,
+        "version": VERSION,
+        "sizes": net.sizes,
+        "activations": net.activation_names,
+        "dtype": net.dtype.name,
+    }
+    weights, biases = net.get_params()
+    arrays = {"architecture": np.frombuffer(json.dumps(architecture).encode(), dtype=np.uint8)}
+    arrays.update({f"W{l}": w for l, w in enumerate(weights, 1)})
+    arrays.update({f"b{l}": b for l, b in enumerate(biases, 1)})
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def load(path: str | os.PathLike[str], *, backend: str = "auto") -> Any:
+    """A Network read from a file written by `save`; ValueError for anything else."""
+    from .network import Network
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            architecture = json.loads(bytes(data["architecture"]).decode())
+            if architecture.get("format") != FORMAT or architecture.get("version") != VERSION:
+                raise ValueError(
+                    f"format {architecture.get('format')!r} version {architecture.get('version')!r}"
+                )
+            layers = range(1, len(architecture["sizes"]))
+            weights = [data[f"W{l}"] for l in layers]
+            biases = [data[f"b{l}"] for l in layers]
+    except FileNotFoundError:
+        raise
+    except (
+        OSError,
+        EOFError,
+        KeyError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        zipfile.BadZipFile,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+    ) as error:
+        raise ValueError(f"{os.fspath(path)} is not a gpunet model file ({error})") from None
+    net = Network(
+        architecture["sizes"],
+        architecture["activations"],
+        backend=backend,
+        dtype=architecture["dtype"],
+    )
+    net.set_params(weights, biases)
+    return net

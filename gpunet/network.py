@@ -1,0 +1,338 @@
+"""A fully-connected network and the four equations of backpropagation.
+
+Notation (docs/math.md): layer l has W^l of shape (n_l, n_{l-1}) and b^l of shape (n_l,);
+examples are columns, so a batch X of m rows enters as A^0 = X^T (a view, no copy).
+In code, list index i holds the texts' layer l = i + 1.
+
+    Z^l = W^l A^{l-1} + b^l                A^l = g^l(Z^l)
+    BP1  delta^L = grad_A C ⊙ g'(Z^L)
+    BP2  delta^l = ((W^{l+1})^T delta^{l+1}) ⊙ g'(Z^l)
+    BP3  dC/db^l = Σ_x delta^l
+    BP4  dC/dW^l = delta^l (A^{l-1})^T
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ._checks import check_features, check_targets
+from .activations import Activation, get_activation
+from .backends import Backend, select_backend
+from .costs import Cost, get_cost
+
+Array = Any
+DTYPES = ("float32", "float64")
+INITS = ("normal", "lecun", "xavier", "he")
+# examples per pass for forward/evaluate: bounds memory for large inputs
+CHUNK = 8192
+# the cost each output activation is usually paired with (the texts' choices)
+NATURAL_COST = {"softmax": "log_likelihood", "sigmoid": "cross_entropy"}
+
+
+class _Workspace:
+    """Preallocated buffers for one batch size m: the training step allocates nothing."""
+
+    def __init__(self, net: Network, m: int) -> None:
+        ops, dtype, last = net.backend, net.dtype, len(net.activations) - 1
+        self.x = ops.empty((m, net.sizes[0]), dtype)  # the batch, rows as at the API
+        self.y = ops.empty((m, net.sizes[-1]), dtype)
+        self.weighted_input, self.activation, self.delta = [], [], []
+        for i, (n, g) in enumerate(zip(net.sizes[1:], net.activations)):
+            z = ops.empty((n, m), dtype)
+            self.weighted_input.append(z)
+            # when g' comes from A, A overwrites Z; the output layer keeps Z for a stable cost
+            shares = g.derivative_from_output and i != last
+            self.activation.append(z if shares else ops.empty((n, m), dtype))
+            self.delta.append(ops.empty((n, m), dtype))
+
+
+class Network:
+    """A fully-connected feedforward network trained by explicit backpropagation.
+
+    >>> net = Network([2, 3, 1], "sigmoid", seed=0)
+    >>> [w.shape for w in net.weights]
+    [(3, 2), (1, 3)]
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        activations: str | Sequence[str] = "sigmoid",
+        *,
+        backend: str | Backend = "auto",
+        dtype: str = "float32",
+        init: str = "lecun",
+        seed: int | None = None,
+    ) -> None:
+        self.sizes = _check_sizes(sizes)
+        names = (
+            [activations] * (len(self.sizes) - 1)
+            if isinstance(activations, str)
+            else list(activations)
+        )
+        if len(names) != len(self.sizes) - 1:
+            raise ValueError(
+                f"activations must be one name or one per weight layer "
+                f"({len(self.sizes) - 1}), got {len(names)}"
+            )
+        self.activations: list[Activation] = [get_activation(name) for name in names]
+        if str(dtype) not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        self.dtype = np.dtype(str(dtype))
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
+        if isinstance(backend, Backend):
+            self.backend, self.backend_reason = backend, f"{backend.name} (given)"
+        else:
+            self.backend, self.backend_reason = select_backend(backend)
+
+        # All weights, then all biases, in one flat buffer: an optimizer step or a future
+        # all-reduce is one call, and weight decay reaches the weights as one slice.
+        shapes = list(zip(self.sizes[1:], self.sizes[:-1]))
+        self.n_weights = sum(n * k for n, k in shapes)
+        self._params = self.backend.empty(self.n_weights + sum(self.sizes[1:]), self.dtype)
+        self._grads = self.backend.empty(self._params.shape, self.dtype)
+        self.weights, self.grads_w = (
+            self._views(self._params, shapes),
+            self._views(self._grads, shapes),
+        )
+        bias_shapes = [(n,) for n in self.sizes[1:]]
+        self.biases = self._views(self._params[self.n_weights :], bias_shapes)
+        self.grads_b = self._views(self._grads[self.n_weights :], bias_shapes)
+        self._workspaces: dict[int, _Workspace] = {}
+        weights, biases = _initial_params(self.sizes, init, seed)
+        self.set_params(weights, biases)
+
+    @staticmethod
+    def _views(flat: Array, shapes: list[tuple[int, ...]]) -> list[Array]:
+        views, offset = [], 0
+        for shape in shapes:
+            size = int(np.prod(shape))
+            views.append(flat[offset : offset + size].reshape(shape))
+            offset += size
+        return views
+
+    # --- parameters --------------------------------------------------------------
+
+    @property
+    def activation_names(self) -> list[str]:
+        return [g.name for g in self.activations]
+
+    @property
+    def n_parameters(self) -> int:
+        return int(self._params.size)
+
+    def set_params(self, weights: Sequence[Any], biases: Sequence[Any]) -> None:
+        """Load weights (n_l, n_{l-1}) and biases (n_l,), checked in full before any is copied."""
+        expected_w = [w.shape for w in self.weights]
+        expected_b = [b.shape for b in self.biases]
+        if len(weights) != len(expected_w) or len(biases) != len(expected_b):
+            raise ValueError(
+                f"expected {len(expected_w)} weight matrices and {len(expected_b)} bias vectors, "
+                f"got {len(weights)} and {len(biases)}"
+            )
+        arrays = []
+        for kind, given, shapes in (
+            ("weights", weights, expected_w),
+            ("biases", biases, expected_b),
+        ):
+            for i, (array, shape) in enumerate(zip(given, shapes)):
+                array = self.backend.to_numpy(array)
+                if array.dtype.kind != "f":
+                    raise TypeError(f"{kind}[{i}] must be a float array, got dtype {array.dtype}")
+                if array.shape != shape:
+                    raise ValueError(f"{kind}[{i}] must have shape {shape}, got {array.shape}")
+                if not np.isfinite(array).all():
+                    raise ValueError(f"{kind}[{i}] contains NaN or inf")
+                arrays.append(array.ravel())
+        self._params[...] = self.backend.asarray(np.concatenate(arrays), self.dtype)
+
+    def get_params(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Copies of the weights and biases as NumPy arrays."""
+        to_numpy = self.backend.to_numpy
+        return [to_numpy(w).copy() for w in self.weights], [to_numpy(b).copy() for b in self.biases]
+
+    def __repr__(self) -> str:
+        return (
+            f"Network({self.sizes}, {self.activation_names}, backend={self.backend.name!r}, "
+            f"dtype={self.dtype.name!r})"
+        )
+
+    # --- the equations -------------------------------------------------------------
+
+    def _workspace(self, m: int) -> _Workspace:
+        workspace = self._workspaces.get(m)
+        if workspace is None:
+            if len(self._workspaces) >= 4:  # fit needs two sizes; don't hoard the rest
+                self._workspaces.clear()
+            workspace = self._workspaces[m] = _Workspace(self, m)
+        return workspace
+
+    def _feedforward(self, x: Array, ws: _Workspace) -> Array:
+        """Z^l = W^l A^{l-1} + b^l and A^l = g^l(Z^l) for every layer, from A^0 = X^T."""
+        activation = x.T
+        layers = zip(self.weights, self.biases, self.activations, ws.weighted_input, ws.activation)
+        for w, b, g, z, a in layers:
+            self.backend.matmul(w, activation, out=z)
+            activation = self.backend.bias_activation(g, z, b, out=a)
+        return activation
+
+    def _backpropagate(self, x: Array, y: Array, ws: _Workspace, cost: Cost) -> None:
+        """BP1–BP4 for the batch-mean cost over rows x, y: fills the flat gradient buffer."""
+        ops = self.backend
+        self._feedforward(x, ws)
+        g = self.activations
+        # BP1
+        delta = ops.output_delta(
+            g[-1], cost, ws.weighted_input[-1], ws.activation[-1], y.T, out=ws.delta[-1]
+        )
+        for i in reversed(range(len(self.weights))):
+            previous = x.T if i == 0 else ws.activation[i - 1]
+            ops.bias_gradient(delta, out=self.grads_b[i])  # BP3
+            ops.matmul(delta, previous.T, out=self.grads_w[i])  # BP4
+            if i:
+                # BP2: (W^{l+1})^T delta^{l+1}, then ⊙ g'(Z^l), in place
+                back = ops.matmul(self.weights[i].T, delta, out=ws.delta[i - 1])
+                delta = ops.activation_delta(
+                    g[i - 1], back, ws.weighted_input[i - 1], previous, out=back
+                )
+
+    def _batch_cost(self, ws: _Workspace, y: Array, cost: Cost) -> Array:
+        """Σ_x C_x over the batch just fed forward (a device scalar)."""
+        return cost.value(
+            self.backend, ws.weighted_input[-1], ws.activation[-1], y.T, self.activations[-1]
+        )
+
+    def _classify(self, output: Array) -> Array:
+        """Class labels from output columns: the argmax, or a > 1/2 for a single output."""
+        if output.shape[0] == 1:
+            return (output[0] > 0.5).astype(np.int64)
+        return output.argmax(axis=0)
+
+    # --- public API ----------------------------------------------------------------
+
+    def _cost(self, cost: str | None) -> Cost:
+        """The named cost (or the output's natural one), checked against the output layer."""
+        output = self.activations[-1].name
+        chosen = get_cost(NATURAL_COST.get(output, "quadratic") if cost is None else cost)
+        chosen.check_output(output)
+        return chosen
+
+    def _inputs(self, X: Any, Y: Any, cost: Cost) -> tuple[Array, Array, Array | None]:
+        """Checked X, targets and labels, on this backend in this network's dtype."""
+        X = check_features(X, self.sizes[0])
+        targets, labels = check_targets(
+            Y, X.shape[0], self.sizes[-1], cost, self.activations[-1].name
+        )
+        ops = self.backend
+        labels = None if labels is None else ops.asarray(labels)
+        return ops.asarray(X, self.dtype), ops.asarray(targets, self.dtype), labels
+
+    def _chunks(self, X: Array, targets: Array | None = None):
+        """Feed X forward CHUNK rows at a time; yield (start, stop, workspace, output)."""
+        for start in range(0, X.shape[0], CHUNK):
+            stop = min(start + CHUNK, X.shape[0])
+            ws = self._workspace(stop - start)
+            ws.x[...] = X[start:stop]
+            if targets is not None:
+                ws.y[...] = targets[start:stop]
+            yield start, stop, ws, self._feedforward(ws.x, ws)
+
+    def forward(self, X: Any) -> Array:
+        """Output activations A^L for each row of X, shape (m, n_L)."""
+        X = self.backend.asarray(check_features(X, self.sizes[0]), self.dtype)
+        outputs = self.backend.empty((X.shape[0], self.sizes[-1]), self.dtype)
+        for start, stop, _, output in self._chunks(X):
+            outputs[start:stop] = output.T
+        return outputs
+
+    def predict(self, X: Any) -> Array:
+        """Class labels: the argmax of the outputs (a > 1/2 for one sigmoid output)."""
+        X = self.backend.asarray(check_features(X, self.sizes[0]), self.dtype)
+        labels = self.backend.empty(X.shape[0], np.int64)
+        for start, stop, _, output in self._chunks(X):
+            labels[start:stop] = self._classify(output)
+        return labels
+
+    def _evaluate(self, X: Array, targets: Array, labels: Array | None, cost: Cost) -> dict:
+        total, correct = 0.0, 0
+        for start, stop, ws, output in self._chunks(X, targets):
+            total += self._batch_cost(ws, ws.y, cost)
+            if labels is not None:
+                correct += (self._classify(output) == labels[start:stop]).sum()
+        m = X.shape[0]
+        return {
+            "cost": float(total) / m,
+            "accuracy": None if labels is None else float(correct) / m,
+        }
+
+    def evaluate(self, X: Any, Y: Any, cost: str | None = None) -> dict[str, float | None]:
+        """{'cost': the mean cost, 'accuracy': fraction right (None without class labels)}."""
+        cost_ = self._cost(cost)
+        return self._evaluate(*self._inputs(X, Y, cost_), cost_)
+
+    def cost(self, X: Any, Y: Any, cost: str | None = None) -> float:
+        """The cost C = (1/m) Σ_x C_x over the rows of X."""
+        return self.evaluate(X, Y, cost)["cost"]
+
+    def gradients(self, X: Any, Y: Any, cost: str | None = None) -> tuple[list[Array], list[Array]]:
+        """(dC/dW^l, dC/db^l) for every layer, for the mean cost over all rows of X."""
+        cost_ = self._cost(cost)
+        X, targets, _ = self._inputs(X, Y, cost_)
+        self._backpropagate(X, targets, self._workspace(X.shape[0]), cost_)
+        return [g.copy() for g in self.grads_w], [g.copy() for g in self.grads_b]
+
+    def fit(self, X: Any, Y: Any, **options: Any):
+        """Train by mini-batch gradient descent; see gpunet.training.fit for the options."""
+        from .training import fit
+
+        return fit(self, X, Y, **options)
+
+    def save(self, path: Any) -> None:
+        """Write architecture and parameters to a .npz file, atomically."""
+        from .io import save
+
+        save(self, path)
+
+
+def _check_sizes(sizes: Any) -> list[int]:
+    try:
+        sizes = list(sizes)
+    except TypeError:
+        raise TypeError(
+            f"sizes must be a list of layer widths, got {type(sizes).__name__}"
+        ) from None
+    if len(sizes) < 2:
+        raise ValueError(f"sizes needs at least an input and an output layer, got {sizes}")
+    for n in sizes:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"sizes must be positive integers, got {sizes}")
+    return [int(n) for n in sizes]
+
+
+def _initial_params(
+    sizes: list[int], init: str, seed: int | None
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Weights and biases drawn on the host, so a seed gives the same net on every backend.
+
+    normal: W, b ~ N(0, 1) (Nielsen's large init); lecun: W ~ N(0, 1/n_in), b ~ N(0, 1)
+    (Nielsen's default); xavier: W ~ N(0, 2/(n_in + n_out)); he: W ~ N(0, 2/n_in);
+    the last two with zero biases.
+    """
+    rng = np.random.default_rng(seed)
+    weights, biases = [], []
+    for n_out, n_in in zip(sizes[1:], sizes[:-1]):
+        scale = {
+            "normal": 1.0,
+            "lecun": (1.0 / n_in) ** 0.5,
+            "xavier": (2.0 / (n_in + n_out)) ** 0.5,
+            "he": (2.0 / n_in) ** 0.5,
+        }[init]
+        weights.append(rng.standard_normal((n_out, n_in)) * scale)
+        nielsen = init in ("normal", "lecun")
+        biases.append(rng.standard_normal(n_out) if nielsen else np.zeros(n_out))
+    return weights, biases

@@ -1,0 +1,137 @@
+"""Optimizers: one `step` updates every parameter at once, through the flat buffer.
+
+The network keeps all weights, then all biases, in one flat array (with per-layer
+views), and the gradients likewise; an optimizer step is therefore a handful of
+array operations whatever the depth, and weight decay reaches the weights only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._checks import check_positive, check_unit_interval
+
+
+class Optimizer:
+    """Holds hyperparameters and per-parameter state; `step` applies one update."""
+
+    name: str
+    lr: float
+
+    def step(self, backend: Any, params: Any, grads: Any, n_weights: int) -> None:
+        """Update params in place from grads (grads is overwritten as scratch)."""
+        raise NotImplementedError
+
+    def _state(self, backend: Any, params: Any) -> Any:
+        """A zeroed array shaped like params, checked against an earlier network."""
+        size = getattr(self, "_size", None)
+        if size is not None and size != params.size:
+            raise ValueError(
+                f"this {self.name} optimizer holds state for {size} parameters, "
+                f"not {params.size}: use a new optimizer for another network"
+            )
+        self._size = params.size
+        return backend.zeros(params.shape, params.dtype)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({fields})"
+
+
+class SGD(Optimizer):
+    """Mini-batch gradient descent, w -> w − lr·∂C/∂w, with momentum as torch.optim.SGD."""
+
+    name = "sgd"
+
+    def __init__(
+        self,
+        lr: float,
+        *,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        self.lr = check_positive("lr", lr)
+        self.momentum = check_unit_interval("momentum", momentum, allow_zero=True)
+        if nesterov and not self.momentum:
+            raise ValueError("nesterov=True needs a momentum > 0")
+        self.nesterov = bool(nesterov)
+        self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
+        self._velocity = None
+
+    def step(self, backend, params, grads, n_weights):
+        if self.momentum and self._velocity is None:
+            self._velocity = self._state(backend, params)
+        backend.sgd_update(
+            params,
+            grads,
+            self._velocity,
+            self.lr,
+            self.momentum,
+            self.nesterov,
+            self.weight_decay,
+            n_weights,
+        )
+
+
+class Adam(Optimizer):
+    """Adam with bias correction and L2 weight decay on the weights, as torch.optim.Adam."""
+
+    name = "adam"
+
+    def __init__(
+        self,
+        lr: float = 1e-3,
+        *,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        self.lr = check_positive("lr", lr)
+        beta1, beta2 = betas
+        self.betas = (
+            check_unit_interval("betas[0]", beta1, allow_zero=True),
+            check_unit_interval("betas[1]", beta2, allow_zero=True),
+        )
+        self.eps = check_positive("eps", eps)
+        self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
+        self._moments = None
+        self._steps = 0
+
+    def step(self, backend, params, grads, n_weights):
+        if self._moments is None:
+            self._moments = (self._state(backend, params), self._state(backend, params))
+        self._steps += 1
+        backend.adam_update(
+            params,
+            grads,
+            *self._moments,
+            self.lr,
+            *self.betas,
+            self.eps,
+            self._steps,
+            self.weight_decay,
+            n_weights,
+        )
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+def make_optimizer(optimizer: str | Optimizer, lr: float | None) -> Optimizer:
+    """An optimizer object from a name and learning rate, or the object given."""
+    if isinstance(optimizer, Optimizer):
+        if lr is not None:
+            raise ValueError("pass lr to the optimizer object, not to fit(), when giving one")
+        return optimizer
+    if not isinstance(optimizer, str):
+        raise TypeError(f"optimizer must be a name or an Optimizer, got {type(optimizer).__name__}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; expected one of {', '.join(OPTIMIZERS)}"
+        )
+    if lr is None:
+        if optimizer == "sgd":
+            raise ValueError("lr is required with optimizer='sgd' (e.g. lr=0.5)")
+        return Adam()
+    return OPTIMIZERS[optimizer](lr)
