@@ -95,7 +95,7 @@ def fit(
         total=epochs * n,
         unit="ex",
         unit_scale=True,
-        disable=not progress,
+        disable=None if progress else True,  # None: only on a terminal
         file=sys.stderr,
         leave=False,
         dynamic_ncols=True,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import platform
+from pathlib import Path
 
 import numpy
 import scipy
@@ -28,5 +30,16 @@ class NumpyBackend(Backend):
             "numpy": numpy.__version__,
             "scipy": scipy.__version__,
             "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip(),
-            "cpu": platform.processor() or platform.machine(),
+            "cpu": cpu_model(),
+            "threads": str(os.cpu_count()),
         }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo on Linux)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()

@@ -1,0 +1,264 @@
+"""The `gpunet` command: train, gradcheck, info. A thin layer over the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import __version__, datasets
+from .activations import ACTIVATIONS
+from .backends import BACKENDS, BackendUnavailableError, select_backend
+from .costs import COSTS
+from .gradcheck import gradcheck
+from .network import DTYPES, INITS, Network
+from .optimizers import OPTIMIZERS, SGD, Adam
+from .training import DivergenceError
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _name_list(text: str) -> str | list[str]:
+    names = text.split(",")
+    return names[0] if len(names) == 1 else names
+
+
+def load_data(spec: str, test_size: float, seed: int):
+    """(X_train, y_train, X_test, y_test, description) for 'digits' or an MNIST path."""
+    if spec == "digits":
+        X, y = datasets.digits()
+        split = datasets.train_test_split(X, y, test_size=test_size, shuffle=True, seed=seed)
+        return (*split, f"digits (8x8), shuffled split with seed {seed}")
+    path = Path(spec)
+    if path.is_dir():
+        try:
+            train = datasets.mnist(path, "train")
+        except FileNotFoundError:
+            # only the 10k test set at hand (as under ../shared): train on its first part
+            X, y = datasets.mnist(path, "test")
+            split = datasets.train_test_split(X, y, test_size=test_size)
+            return (*split, f"MNIST test set at {path}, last {test_size:g} held out")
+        return (*train, *datasets.mnist(path, "test"), f"MNIST at {path}")
+    train, test = datasets.mnist(path, "train"), datasets.mnist(path, "test")
+    return (*train, *test, f"MNIST pickle {path}")
+
+
+def _optimizer(args: argparse.Namespace):
+    if args.optimizer == "adam":
+        return Adam(1e-3 if args.lr is None else args.lr, weight_decay=args.weight_decay)
+    return SGD(
+        0.5 if args.lr is None else args.lr,
+        momentum=args.momentum,
+        nesterov=args.nesterov,
+        weight_decay=args.weight_decay,
+    )
+
+
+def train(args: argparse.Namespace) -> int:
+    # with --json, stdout carries the JSON line alone
+    say = sys.stderr if args.json else sys.stdout
+    X_train, y_train, X_test, y_test, description = load_data(args.data, args.test_size, args.seed)
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    sizes = args.sizes or [X_train.shape[1], 30, n_classes]
+    if sizes[0] != X_train.shape[1] or sizes[-1] != n_classes:
+        raise ValueError(
+            f"--sizes must start with {X_train.shape[1]} inputs and end with {n_classes} "
+            f"outputs for this data, got {sizes}"
+        )
+    net = Network(
+        sizes,
+        args.activations,
+        backend=args.backend,
+        dtype=args.dtype,
+        init=args.init,
+        seed=args.seed,
+    )
+    print(f"data: {description}: {len(y_train)} train, {len(y_test)} test", file=say)
+    print(f"backend: {net.backend_reason}", file=say)
+    print(f"network: {net.sizes} {'/'.join(net.activation_names)}, {net.dtype.name}", file=say)
+
+    def report(epoch: int, metrics: dict) -> None:
+        line = f"epoch {epoch:>3}/{args.epochs}  cost {metrics['cost']:.4f}"
+        if "accuracy" in metrics:
+            line += f"  accuracy {metrics['accuracy']:.4f}"
+        line += f"  test cost {metrics['validation_cost']:.4f}"
+        if metrics.get("validation_accuracy") is not None:
+            line += f"  test accuracy {metrics['validation_accuracy']:.4f}"
+        line += f"  {metrics['seconds']:.2f} s"
+        tqdm.write(line, file=say)
+
+    started = time.perf_counter()
+    history = net.fit(
+        X_train,
+        y_train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=_optimizer(args),
+        cost=args.cost,
+        validation=(X_test, y_test),
+        seed=args.seed,
+        progress=not args.no_progress,
+        callbacks=[report],
+    )
+    seconds = time.perf_counter() - started
+    result = {
+        "test_accuracy": history["validation_accuracy"][-1],
+        "test_cost": history["validation_cost"][-1],
+        "epochs": history.epochs,
+        "seconds": round(seconds, 3),
+        "samples_per_second": round(sum(history["samples_per_second"]) / history.epochs, 1),
+        "backend": net.backend.name,
+        "dtype": net.dtype.name,
+        "sizes": net.sizes,
+        "activations": net.activation_names,
+        "cost": history.meta["cost"],
+        "optimizer": history.meta["optimizer"],
+        "batch_size": history.meta["batch_size"],
+        "train_examples": len(y_train),
+        "test_examples": len(y_test),
+    }
+    print(
+        f"test accuracy {result['test_accuracy']:.4f} ({len(y_test)} examples) after "
+        f"{history.epochs} epochs, {seconds:.1f} s",
+        file=say,
+    )
+    if args.save:
+        net.save(args.save)
+        print(f"saved to {args.save}", file=say)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def check_gradients(args: argparse.Namespace) -> int:
+    rng = np.random.default_rng(args.seed)
+    net = Network(
+        args.sizes, args.activations, backend=args.backend, dtype="float64", seed=args.seed
+    )
+    X = rng.standard_normal((args.samples, net.sizes[0]))
+    y = rng.integers(0, net.sizes[-1], args.samples)
+    started = time.perf_counter()
+    error = gradcheck(net, X, y, args.cost)
+    seconds = time.perf_counter() - started
+    verdict = "ok" if error < args.tolerance else "FAILED"
+    print(
+        f"gradcheck {verdict}: max relative error {error:.3g} (tolerance {args.tolerance:g}) "
+        f"over {net.n_parameters} parameters of {net.sizes} "
+        f"{'/'.join(net.activation_names)}, cost {net._cost(args.cost).name}, "
+        f"{args.samples} examples, {seconds:.2f} s"
+    )
+    return 0 if error < args.tolerance else 1
+
+
+def info(args: argparse.Namespace) -> int:
+    print(f"gpunet {__version__} on Python {platform.python_version()} ({platform.platform()})")
+    backend, reason = select_backend(args.backend)
+    print(f"backend: {reason}")
+    for key, value in backend.describe().items():
+        print(f"  {key}: {value}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="gpunet", description="Fully-connected networks trained by explicit backpropagation."
+    )
+    main.add_argument("--version", action="version", version=f"gpunet {__version__}")
+    commands = main.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser, activations: str) -> None:
+        sub.add_argument(
+            "--activations",
+            type=_name_list,
+            default=activations,
+            help=f"one name, or one per layer comma-separated: {', '.join(ACTIVATIONS)}",
+        )
+        sub.add_argument(
+            "--cost",
+            choices=list(COSTS),
+            default=None,
+            help="default: the output's natural cost (softmax: log_likelihood, "
+            "sigmoid: cross_entropy, else quadratic)",
+        )
+        sub.add_argument("--backend", choices=BACKENDS, default="auto")
+        sub.add_argument("--seed", type=int, default=0)
+
+    run = commands.add_parser("train", help="train a network and report its test accuracy")
+    run.add_argument(
+        "--data",
+        default="digits",
+        help="'digits' (bundled, the default), an MNIST IDX directory, or mnist.pkl.gz",
+    )
+    run.add_argument(
+        "--test-size",
+        type=float,
+        default=0.2,
+        help="fraction held out when the data has no separate test set",
+    )
+    run.add_argument(
+        "--sizes",
+        type=_int_list,
+        default=None,
+        help="layer widths, e.g. 784,30,10 (default: inputs,30,classes)",
+    )
+    common(run, "sigmoid")
+    run.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd")
+    run.add_argument("--lr", type=float, default=None, help="default 0.5 (sgd), 0.001 (adam)")
+    run.add_argument("--momentum", type=float, default=0.0)
+    run.add_argument("--nesterov", action="store_true")
+    run.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.0,
+        help="L2 on the weights; λ/n is Nielsen's regularisation",
+    )
+    run.add_argument("--epochs", type=int, default=30)
+    run.add_argument("--batch-size", type=int, default=10)
+    run.add_argument("--dtype", choices=DTYPES, default="float32")
+    run.add_argument("--init", choices=INITS, default="lecun")
+    run.add_argument("--save", metavar="PATH", help="write the trained network (.npz)")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the results as the last line of stdout",
+    )
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(handler=train)
+
+    check = commands.add_parser("gradcheck", help="compare backprop with numeric gradients")
+    check.add_argument("--sizes", type=_int_list, default=[8, 6, 4])
+    common(check, "tanh,softmax")
+    check.add_argument("--samples", type=int, default=5)
+    check.add_argument("--tolerance", type=float, default=1e-6)
+    check.set_defaults(handler=check_gradients)
+
+    about = commands.add_parser("info", help="backend chosen and why, versions, device")
+    about.add_argument("--backend", choices=BACKENDS, default="auto")
+    about.set_defaults(handler=info)
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (ValueError, TypeError, FileNotFoundError, BackendUnavailableError) as error:
+        print(f"gpunet {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except DivergenceError as error:
+        print(f"gpunet {args.command}: {error}", file=sys.stderr)
+        return 1
