@@ -23,6 +23,8 @@ from ._checks import check_features, check_targets
 from .activations import Activation, get_activation
 from .backends import Backend, select_backend
 from .costs import Cost, get_cost
+from .io import save
+from .training import fit
 
 Array = Any
 DTYPES = ("float32", "float64")
@@ -286,17 +288,9 @@ class Network:
         self._backpropagate(X, targets, self._workspace(X.shape[0]), cost_)
         return [g.copy() for g in self.grads_w], [g.copy() for g in self.grads_b]
 
-    def fit(self, X: Any, Y: Any, **options: Any):
-        """Train by mini-batch gradient descent; see gpunet.training.fit for the options."""
-        from .training import fit
-
-        return fit(self, X, Y, **options)
-
-    def save(self, path: Any) -> None:
-        """Write architecture and parameters to a .npz file, atomically."""
-        from .io import save
-
-        save(self, path)
+    # training and saving live in their own modules; these are the same functions as methods
+    fit = fit
+    save = save
 
 
 def _check_sizes(sizes: Any) -> list[int]:

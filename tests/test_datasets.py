@@ -87,21 +87,21 @@ def test_idx_truncated_gzip(tmp_path):
     make_mnist_dir(tmp_path, compress=True)
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz"):
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz"):
         datasets.mnist(tmp_path)
 
 
 def test_idx_count_mismatch(tmp_path):
     make_mnist_dir(tmp_path)
     write_idx(tmp_path / "train-labels-idx1-ubyte", 2049, np.zeros(4))
-    with pytest.raises(ValueError, match="5 images but .* 4 labels"):
+    with pytest.raises(ValueError, match=r"5 images but .* 4 labels"):
         datasets.mnist(tmp_path)
 
 
 def test_idx_label_out_of_range(tmp_path):
     make_mnist_dir(tmp_path)
     write_idx(tmp_path / "train-labels-idx1-ubyte", 2049, np.array([0, 1, 2, 10, 3]))
-    with pytest.raises(ValueError, match="0..9"):
+    with pytest.raises(ValueError, match=r"0\.\.9"):
         datasets.mnist(tmp_path)
 
 
@@ -116,7 +116,7 @@ def test_idx_missing_file_names_expected_files(tmp_path):
 
 
 def test_missing_directory_names_expected_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="t10k-images-idx3-ubyte.*mnist.pkl.gz"):
+    with pytest.raises(FileNotFoundError, match=r"t10k-images-idx3-ubyte.*mnist\.pkl\.gz"):
         datasets.mnist(tmp_path / "nowhere", split="test")
 
 
@@ -203,7 +203,7 @@ def test_hostile_pickle_is_refused(tmp_path, capfd):
     ids=["dict", "two-parts", "wrong-width", "length-mismatch", "unscaled", "bad-label"],
 )
 def test_foreign_pickle(tmp_path, obj):
-    with pytest.raises(ValueError, match="mnist.pkl.gz"):
+    with pytest.raises(ValueError, match=r"mnist\.pkl\.gz"):
         datasets.mnist(write_pickle(tmp_path / "mnist.pkl.gz", obj))
 
 
