@@ -59,8 +59,8 @@ def _as_numeric(name: str, value: Any) -> Any:
     return array
 
 
-def check_features(X: Any, n_inputs: int, name: str = "X") -> Any:
-    """X as an (m, n_inputs) array with m >= 1 and no NaN or inf."""
+def check_features(X: Any, n_inputs: int, dtype: Any, name: str = "X") -> Any:
+    """X as an (m, n_inputs) array of dtype, with m >= 1 and no NaN or inf after the cast."""
     X = _as_numeric(name, X)
     if X.ndim != 2 or X.shape[1] != n_inputs:
         raise ValueError(
@@ -68,8 +68,10 @@ def check_features(X: Any, n_inputs: int, name: str = "X") -> Any:
         )
     if X.shape[0] == 0:
         raise ValueError(f"{name} is empty: it needs at least one example (row)")
+    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: caught next
+        X = X.astype(dtype, copy=False)
     if not bool(array_module(X).isfinite(X).all()):
-        raise ValueError(f"{name} contains NaN or inf")
+        raise ValueError(f"{name} contains NaN or inf (as {np.dtype(dtype).name})")
     return X
 
 

@@ -120,11 +120,10 @@ class GELU(Activation):
     derivative_from_output = False
 
     def forward(self, ops, z, out):
-        ops.special.erf(z * _SQRT_HALF, out=out)
-        out += 1.0
-        out *= z
-        out *= 0.5
-        return out
+        half_cdf = ops.special.erf(z * _SQRT_HALF)  # not into out: out may alias z
+        half_cdf += 1.0
+        half_cdf *= 0.5
+        return ops.xp.multiply(z, half_cdf, out=out)
 
     def backward(self, ops, grad_a, z, a, out):
         # gelu'(z) = Φ(z) + z·φ(z)

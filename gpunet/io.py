@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .backends import BACKENDS
 
 FORMAT, VERSION = "gpunet", 1
 
@@ -36,13 +38,15 @@ def save(net: Any, path: str | os.PathLike[str]) -> None:
     arrays = {"architecture": np.frombuffer(json.dumps(architecture).encode(), dtype=np.uint8)}
     arrays.update({f"W{l}": w for l, w in enumerate(weights, 1)})
     arrays.update({f"b{l}": b for l, b in enumerate(biases, 1)})
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # a fresh name beside the target, opened exclusively: the rename is then atomic, and
+    # the file gets the umask's permissions (mkstemp would make it private)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(handle, "wb") as file:
+        with open(temporary, "xb") as file:
             np.savez(file, **arrays)
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
         raise
 
 
@@ -50,6 +54,8 @@ def load(path: str | os.PathLike[str], *, backend: str = "auto") -> Any:
     """A Network read from a file written by `save`; ValueError for anything else."""
     from .network import Network
 
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     try:
         with np.load(path, allow_pickle=False) as data:
             architecture = json.loads(bytes(data["architecture"]).decode())
@@ -60,6 +66,13 @@ def load(path: str | os.PathLike[str], *, backend: str = "auto") -> Any:
             layers = range(1, len(architecture["sizes"]))
             weights = [data[f"W{l}"] for l in layers]
             biases = [data[f"b{l}"] for l in layers]
+        net = Network(
+            architecture["sizes"],
+            architecture["activations"],
+            backend=backend,
+            dtype=architecture["dtype"],
+        )
+        net.set_params(weights, biases)
     except FileNotFoundError:
         raise
     except (
@@ -74,11 +87,4 @@ def load(path: str | os.PathLike[str], *, backend: str = "auto") -> Any:
         UnicodeDecodeError,
     ) as error:
         raise ValueError(f"{os.fspath(path)} is not a gpunet model file ({error})") from None
-    net = Network(
-        architecture["sizes"],
-        architecture["activations"],
-        backend=backend,
-        dtype=architecture["dtype"],
-    )
-    net.set_params(weights, biases)
     return net

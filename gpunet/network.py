@@ -71,11 +71,14 @@ class Network:
         seed: int | None = None,
     ) -> None:
         self.sizes = _check_sizes(sizes)
-        names = (
-            [activations] * (len(self.sizes) - 1)
-            if isinstance(activations, str)
-            else list(activations)
-        )
+        if isinstance(activations, str):
+            names = [activations] * (len(self.sizes) - 1)
+        elif isinstance(activations, (list, tuple)):
+            names = list(activations)
+        else:
+            raise TypeError(
+                f"activations must be a name or a list of names, got {type(activations).__name__}"
+            )
         if len(names) != len(self.sizes) - 1:
             raise ValueError(
                 f"activations must be one name or one per weight layer "
@@ -224,11 +227,16 @@ class Network:
         chosen.check_output(output)
         return chosen
 
-    def _inputs(self, X: Any, Y: Any, cost: Cost) -> tuple[Array, Array, Array | None]:
-        """Checked X, targets and labels, on this backend in this network's dtype."""
-        X = check_features(X, self.sizes[0])
+    def _inputs(
+        self, X: Any, Y: Any, cost: Cost, what: str = ""
+    ) -> tuple[Array, Array, Array | None]:
+        """Checked X, targets and labels, on this backend in this network's dtype.
+
+        `what` prefixes the argument names in errors ("validation " for validation data).
+        """
+        X = check_features(X, self.sizes[0], self.dtype, f"{what}X")
         targets, labels = check_targets(
-            Y, X.shape[0], self.sizes[-1], cost, self.activations[-1].name
+            Y, X.shape[0], self.sizes[-1], cost, self.activations[-1].name, f"{what}Y"
         )
         ops = self.backend
         labels = None if labels is None else ops.asarray(labels)
@@ -246,7 +254,7 @@ class Network:
 
     def forward(self, X: Any) -> Array:
         """Output activations A^L for each row of X, shape (m, n_L)."""
-        X = self.backend.asarray(check_features(X, self.sizes[0]), self.dtype)
+        X = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
         outputs = self.backend.empty((X.shape[0], self.sizes[-1]), self.dtype)
         for start, stop, _, output in self._chunks(X):
             outputs[start:stop] = output.T
@@ -254,7 +262,7 @@ class Network:
 
     def predict(self, X: Any) -> Array:
         """Class labels: the argmax of the outputs (a > 1/2 for one sigmoid output)."""
-        X = self.backend.asarray(check_features(X, self.sizes[0]), self.dtype)
+        X = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
         labels = self.backend.empty(X.shape[0], np.int64)
         for start, stop, _, output in self._chunks(X):
             labels[start:stop] = self._classify(output)

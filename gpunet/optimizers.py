@@ -22,16 +22,16 @@ class Optimizer:
         """Update params in place from grads (grads is overwritten as scratch)."""
         raise NotImplementedError
 
-    def _state(self, backend: Any, params: Any) -> Any:
-        """A zeroed array shaped like params, checked against an earlier network."""
-        size = getattr(self, "_size", None)
-        if size is not None and size != params.size:
+    _size: int | None = None
+
+    def attach(self, params: Any) -> None:
+        """Bind to a network's flat parameters; a different network is a ValueError."""
+        if self._size is not None and self._size != params.size:
             raise ValueError(
-                f"this {self.name} optimizer holds state for {size} parameters, "
+                f"this {self.name} optimizer holds state for {self._size} parameters, "
                 f"not {params.size}: use a new optimizer for another network"
             )
         self._size = params.size
-        return backend.zeros(params.shape, params.dtype)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -60,8 +60,9 @@ class SGD(Optimizer):
         self._velocity = None
 
     def step(self, backend, params, grads, n_weights):
+        self.attach(params)
         if self.momentum and self._velocity is None:
-            self._velocity = self._state(backend, params)
+            self._velocity = backend.zeros(params.shape, params.dtype)
         backend.sgd_update(
             params,
             grads,
@@ -99,8 +100,9 @@ class Adam(Optimizer):
         self._steps = 0
 
     def step(self, backend, params, grads, n_weights):
+        self.attach(params)
         if self._moments is None:
-            self._moments = (self._state(backend, params), self._state(backend, params))
+            self._moments = tuple(backend.zeros(params.shape, params.dtype) for _ in range(2))
         self._steps += 1
         backend.adam_update(
             params,

@@ -68,12 +68,15 @@ def fit(
     epochs = check_count("epochs", epochs)
     batch_size = check_count("batch_size", batch_size)
     optimizer = make_optimizer(optimizer, lr)
+    optimizer.attach(net._params)
     cost_ = net._cost(cost)
     X, targets, labels = net._inputs(X, Y, cost_)
     if validation is not None:
         if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
             raise TypeError("validation must be a pair (X_val, Y_val)")
-        validation = net._inputs(*validation, cost_)
+        validation = net._inputs(*validation, cost_, what="validation ")
+    if callable(callbacks) or isinstance(callbacks, (str, bytes)):
+        raise TypeError("callbacks must be a list of callables, e.g. callbacks=[report]")
     callbacks = list(callbacks or ())
     for callback in callbacks:
         if not callable(callback):
@@ -118,15 +121,20 @@ def fit(
                     correct += (net._classify(ws.activation[-1]) == labels[batch]).sum()
                 optimizer.step(ops, net._params, net._grads, net.n_weights)
                 bar.update(batch.shape[0])
+            # the batch costs were taken before each step: the last step is checked by
+            # feeding its batch forward once more
+            net._feedforward(ws.x, ws)
+            final = net._batch_cost(ws, ws.y, cost_)
             metrics = {
-                "cost": float(total) / n,  # the epoch's one device-to-host read
+                "cost": float(total) / n,  # the epoch's device-to-host reads
                 "accuracy": None if labels is None else float(correct) / n,
             }
             seconds = time.perf_counter() - started
-            if not np.isfinite(metrics["cost"]):
+            if not (np.isfinite(metrics["cost"]) and np.isfinite(float(final))):
                 ops.xp.copyto(net._params, snapshot)
                 raise DivergenceError(
-                    f"training diverged in epoch {epoch}: the cost became {metrics['cost']} "
+                    f"training diverged in epoch {epoch}: the cost became "
+                    f"{metrics['cost'] if not np.isfinite(metrics['cost']) else float(final)} "
                     f"(try a smaller learning rate); parameters restored to the start of the epoch"
                 )
             if validation is not None:
