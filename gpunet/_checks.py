@@ -68,9 +68,14 @@ def check_features(X: Any, n_inputs: int, dtype: Any, name: str = "X") -> Any:
         )
     if X.shape[0] == 0:
         raise ValueError(f"{name} is empty: it needs at least one example (row)")
-    with np.errstate(over="ignore"):  # a float64 beyond float32's range becomes inf: caught next
+    # a float64 beyond float32's range becomes inf, caught below; a finite sum proves every
+    # entry finite without a mask as large as X, so only an infinite or NaN sum (or one
+    # that overflowed) takes the entry-by-entry look
+    xp = array_module(X)
+    with np.errstate(over="ignore"):
         X = X.astype(dtype, copy=False)
-    if not bool(array_module(X).isfinite(X).all()):
+        total = X.sum()
+    if not bool(xp.isfinite(total)) and not bool(xp.isfinite(X).all()):
         raise ValueError(f"{name} contains NaN or inf (as {np.dtype(dtype).name})")
     return X
 
@@ -100,7 +105,9 @@ def check_targets(
                 f"(the network has {n_outputs} output{'s' * (n_outputs > 1)})"
             )
         labels = Y.astype(np.int64)
-        targets = labels[:, None] if n_outputs == 1 else xp.eye(n_outputs)[labels]
+        targets = (
+            labels[:, None] if n_outputs == 1 else xp.eye(n_outputs, dtype=np.float32)[labels]
+        )  # 0 and 1 are exact
     elif Y.ndim == 2 and Y.shape[1] == n_outputs:
         if not bool(xp.isfinite(Y).all()):
             raise ValueError(f"{name} contains NaN or inf")

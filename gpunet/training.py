@@ -113,8 +113,8 @@ def fit(
             for start in range(0, n, batch_size):
                 batch = order[start : start + batch_size]
                 ws = net._workspace(batch.shape[0])
-                ops.xp.take(X, batch, axis=0, out=ws.x)
-                ops.xp.take(targets, batch, axis=0, out=ws.y)
+                ops.gather_rows(X, batch, out=ws.x)
+                ops.gather_rows(targets, batch, out=ws.y)
                 net._backpropagate(ws.x, ws.y, ws, cost_)
                 total += net._batch_cost(ws, ws.y, cost_)
                 if labels is not None:

@@ -24,6 +24,9 @@ class Backend:
     xp: ModuleType
     special: ModuleType  # scipy.special or cupyx.scipy.special
 
+    def __init__(self) -> None:
+        self._ones: dict[tuple[int, Any], Array] = {}
+
     # --- memory -------------------------------------------------------------------
 
     def asarray(self, x: Any, dtype: Any = None) -> Array:
@@ -43,6 +46,10 @@ class Backend:
     def describe(self) -> dict[str, str]:
         """Versions and device, for `gpunet info` and benchmark records."""
         raise NotImplementedError
+
+    def gather_rows(self, source: Array, indices: Array, out: Array) -> Array:
+        """out = source[indices]: a shuffled mini-batch, into its preallocated buffer."""
+        return self.xp.take(source, indices, axis=0, out=out)
 
     # --- the equations' array stages -----------------------------------------------
 
@@ -86,7 +93,16 @@ class Backend:
 
     def bias_gradient(self, delta: Array, out: Array) -> Array:
         """BP3: dC/db^l = delta^l summed over the batch (the columns)."""
-        return self.xp.sum(delta, axis=1, out=out)
+        # as a GEMV with a ones vector: on NumPy 5x faster than sum(axis=1) at m = 64
+        # (bench/results/profile); on cuBLAS still to be timed against the reduction
+        m = delta.shape[1]
+        key = (m, delta.dtype)
+        ones = self._ones.get(key)
+        if ones is None:
+            if len(self._ones) >= 8:  # one per batch size in use; don't hoard
+                self._ones.clear()
+            ones = self._ones[key] = self.xp.ones(m, dtype=delta.dtype)
+        return self.xp.matmul(delta, ones, out=out)
 
     # --- optimizer updates over the flat parameter buffer ---------------------------
 

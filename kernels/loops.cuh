@@ -1,0 +1,194 @@
+// One grid-stride loop per kernel: thread `start` of `step` threads handles elements
+// start, start + step, ... The __global__ kernels in elementwise.cu only pass their
+// thread index and count; a host build calls these loops thread by thread to test them.
+//
+// Layout (gpunet/network.py): activations, deltas and weighted inputs are (n, m) arrays,
+// C-contiguous, one column per example: element (i, j) is at [i * m + j]. Sizes and
+// indices are 64-bit. Outputs may alias inputs where a comment says so: the training
+// step works in place, and for hidden layers Z and A are one buffer.
+
+#ifndef GPUNET_LOOPS_CUH
+#define GPUNET_LOOPS_CUH
+
+#include "activations.cuh"
+
+namespace gpunet {
+
+// Z += b (per row), A = g(Z); a may alias z.
+// The row index follows k without a 64-bit division per element: with step = di*m + dj,
+// k -> k + step moves (i, j) to (i + di, j + dj), carrying one row when j passes m.
+template <typename T, int ID>
+GPUNET_HD void bias_activation_loop(long long start, long long step, T* z, const T* b, T* a,
+                                    long long n, long long m) {
+  const long long size = n * m;
+  const long long di = step / m;
+  const long long dj = step % m;
+  long long i = start / m;
+  long long j = start % m;
+  for (long long k = start; k < size; k += step) {
+    const T zk = z[k] + b[i];
+    z[k] = zk;
+    a[k] = Activation<T, ID>::forward(zk);
+    i += di;
+    j += dj;
+    if (j >= m) {
+      j -= m;
+      ++i;
+    }
+  }
+}
+
+// delta = grad (*) g'(x), x = A or Z as the activation needs; out may alias grad, and z may
+// alias a (a hidden layer's shared buffer, read as A).
+template <typename T, int ID>
+GPUNET_HD void activation_delta_loop(long long start, long long step, const T* grad,
+                                     const T* z, const T* a, T* out, long long size) {
+  using G = Activation<T, ID>;
+  const T* x = G::kFromOutput ? a : z;
+  for (long long k = start; k < size; k += step) {
+    out[k] = grad[k] * G::derivative(x[k]);
+  }
+}
+
+// Softmax per column: Z += b, then A = e^{Z - max} / sum e^{Z - max}; a may alias z.
+// One thread per column (j = start, start + step, ...), walking the column's n entries
+// at stride m: fine for the small n of an output layer (tens of classes); a layer with
+// thousands of rows would want a block per column with a shared-memory reduction.
+template <typename T>
+GPUNET_HD void softmax_forward_loop(long long start, long long step, T* z, const T* b, T* a,
+                                    long long n, long long m) {
+  for (long long j = start; j < m; j += step) {
+    T top = z[j] + b[0];
+    z[j] = top;
+    for (long long i = 1; i < n; ++i) {
+      const T v = z[i * m + j] + b[i];
+      z[i * m + j] = v;
+      top = v > top ? v : top;
+    }
+    T sum = T(0);
+    for (long long i = 0; i < n; ++i) {
+      const T e = exp_(z[i * m + j] - top);
+      a[i * m + j] = e;
+      sum += e;
+    }
+    for (long long i = 0; i < n; ++i) {
+      a[i * m + j] = a[i * m + j] / sum;
+    }
+  }
+}
+
+// Softmax's Jacobian-vector product per column: delta = a (*) (v - sum a (*) v); out may alias
+// grad. One thread per column, as in softmax_forward_loop.
+template <typename T>
+GPUNET_HD void softmax_delta_loop(long long start, long long step, const T* grad, const T* a,
+                                  T* out, long long n, long long m) {
+  for (long long j = start; j < m; j += step) {
+    T weighted = T(0);
+    for (long long i = 0; i < n; ++i) {
+      weighted += a[i * m + j] * grad[i * m + j];
+    }
+    for (long long i = 0; i < n; ++i) {
+      out[i * m + j] = (grad[i * m + j] - weighted) * a[i * m + j];
+    }
+  }
+}
+
+// The fused output deltas. y is the (n, m) target view at element strides (y_row, y_col):
+// the network hands over the (m, n) row-major target buffer transposed, so (1, n) there.
+// out may alias a.
+//   output_minus_target:           delta = (A - Y) * scale        (scale = 1/m)
+//   sigmoid_log_likelihood_delta:  delta = (A - 1) (*) Y * scale   (= -Y (*) (1 - A)/m)
+template <typename T>
+GPUNET_HD void output_minus_target_loop(long long start, long long step, const T* a,
+                                        const T* y, long long y_row, long long y_col, T* out,
+                                        long long n, long long m, T scale) {
+  const long long size = n * m;
+  const long long di = step / m;
+  const long long dj = step % m;
+  long long i = start / m;
+  long long j = start % m;
+  for (long long k = start; k < size; k += step) {
+    out[k] = (a[k] - y[i * y_row + j * y_col]) * scale;
+    i += di;
+    j += dj;
+    if (j >= m) {
+      j -= m;
+      ++i;
+    }
+  }
+}
+
+template <typename T>
+GPUNET_HD void sigmoid_log_likelihood_delta_loop(long long start, long long step, const T* a,
+                                                 const T* y, long long y_row, long long y_col,
+                                                 T* out, long long n, long long m, T scale) {
+  const long long size = n * m;
+  const long long di = step / m;
+  const long long dj = step % m;
+  long long i = start / m;
+  long long j = start % m;
+  for (long long k = start; k < size; k += step) {
+    out[k] = (a[k] - T(1)) * y[i * y_row + j * y_col] * scale;
+    i += di;
+    j += dj;
+    if (j >= m) {
+      j -= m;
+      ++i;
+    }
+  }
+}
+
+// SGD over the flat parameter buffer, as Backend.sgd_update (torch.optim.SGD):
+//   g = grad + lambda p (first n_decayed entries only; the caller passes 0 when lambda = 0)
+//   with momentum:  v = mu v + g;  g = g + mu v (Nesterov) or v
+//   p -= lr g
+// grads is only read (the generic version scribbles on it; nothing reads it after).
+// velocity is read only when use_velocity is nonzero (pass any valid pointer otherwise).
+template <typename T>
+GPUNET_HD void sgd_update_loop(long long start, long long step, T* params, const T* grads,
+                               T* velocity, long long size, long long n_decayed, T lr,
+                               T momentum, int use_velocity, int nesterov, T weight_decay) {
+  for (long long k = start; k < size; k += step) {
+    T g = grads[k];
+    if (k < n_decayed) {
+      g += weight_decay * params[k];
+    }
+    if (use_velocity) {
+      const T v = velocity[k] * momentum + g;
+      velocity[k] = v;
+      g = nesterov ? g + momentum * v : v;
+    }
+    params[k] -= g * lr;
+  }
+}
+
+// Adam over the flat parameter buffer, as Backend.adam_update (torch.optim.Adam); the
+// step's scalars come from the caller, computed in double as the generic version does:
+//   one_minus_beta1 = 1 - beta1, one_minus_beta2 = 1 - beta2,
+//   step_size = lr / (1 - beta1^t), inv_sqrt_bias2 = 1 / sqrt(1 - beta2^t)
+//   g = grad + lambda p (first n_decayed entries)
+//   m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g^2
+//   p -= m / (sqrt(v) inv_sqrt_bias2 + eps) * step_size
+template <typename T>
+GPUNET_HD void adam_update_loop(long long start, long long step, T* params, const T* grads,
+                                T* first_moment, T* second_moment, long long size,
+                                long long n_decayed, T beta1, T one_minus_beta1, T beta2,
+                                T one_minus_beta2, T eps, T step_size, T inv_sqrt_bias2,
+                                T weight_decay) {
+  for (long long k = start; k < size; k += step) {
+    T g = grads[k];
+    if (k < n_decayed) {
+      g += weight_decay * params[k];
+    }
+    const T m1 = first_moment[k] * beta1 + one_minus_beta1 * g;
+    const T m2 = second_moment[k] * beta2 + one_minus_beta2 * (g * g);
+    first_moment[k] = m1;
+    second_moment[k] = m2;
+    const T denominator = sqrt_(m2) * inv_sqrt_bias2 + eps;
+    params[k] -= m1 / denominator * step_size;
+  }
+}
+
+}  // namespace gpunet
+
+#endif  // GPUNET_LOOPS_CUH
