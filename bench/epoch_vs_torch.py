@@ -23,18 +23,14 @@ What is timed:
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime
 import gc
-import glob
-import hashlib
 import itertools
 import json
 import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,6 +41,8 @@ import torch
 from torch import nn
 
 import gpunet
+from gpunet.backends.numpy_backend import cpu_model
+from gpunet.throughput import blas_info, gpunet_source
 
 SIZES = [784, 256, 256, 10]
 ACTIVATIONS = ["relu", "relu", "softmax"]
@@ -55,76 +53,6 @@ TARGETS = {1024: 1.0, 64: 1.5}  # the issue's bounds on the ratio gpunet/torch
 
 
 # --- environment ---------------------------------------------------------------------
-
-
-def _openblas():
-    """NumPy's bundled OpenBLAS (ctypes handle and symbol suffix), or None."""
-    libs_dir = Path(np.__file__).parent.parent / "numpy.libs"
-    for path in sorted(glob.glob(str(libs_dir / "*openblas*"))):
-        lib = ctypes.CDLL(path)
-        for prefix, suffix in (
-            ("scipy_openblas_", "64_"),
-            ("scipy_openblas_", ""),
-            ("openblas_", "64_"),
-            ("openblas_", ""),
-        ):
-            if hasattr(lib, f"{prefix}get_num_threads{suffix}"):
-                return lib, prefix, suffix
-    return None
-
-
-def blas_info() -> dict:
-    """The BLAS NumPy was built with and what it runs as (threads, kernel)."""
-    config = np.show_config(mode="dicts")
-    info = {"build": config.get("Build Dependencies", {}).get("blas", {}), "threads": None}
-    found = _openblas()
-    if found is not None:
-        lib, prefix, suffix = found
-        info["threads"] = int(getattr(lib, f"{prefix}get_num_threads{suffix}")())
-        for name in ("get_corename", "get_config"):
-            fn = getattr(lib, f"{prefix}{name}{suffix}", None)
-            if fn is not None:
-                fn.restype = ctypes.c_char_p
-                info[name.removeprefix("get_")] = fn().decode()
-    if info["threads"] is None:  # not OpenBLAS: fall back on the environment
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            if os.environ.get(var):
-                info["threads"] = int(os.environ[var])
-                break
-        else:
-            info["threads"] = os.cpu_count()
-    info["numpy_show_config"] = config
-    return info
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def gpunet_source() -> dict:
-    """Which gpunet was measured: its path, a hash of its sources, and the git state."""
-    root = Path(gpunet.__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    record = {"path": str(root), "sources_sha256": digest.hexdigest()}
-    try:
-        run = dict(cwd=root.parent, capture_output=True, text=True, timeout=10)
-        record["git_head"] = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
-        status = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--", str(root)], **run
-        )
-        record["git_status_gpunet"] = status.stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return record
 
 
 # --- the two implementations -----------------------------------------------------------
@@ -403,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                 "gpunet": gpunet.__version__,
             },
             "numpy_blas": {k: v for k, v in blas.items() if k != "numpy_show_config"},
-            "numpy_show_config": blas["numpy_show_config"],
+            "numpy_show_config": np.show_config(mode="dicts"),
             "torch_config": torch.__config__.show(),
             "gpunet_source": gpunet_source(),
             "setup": {

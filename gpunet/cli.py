@@ -1,10 +1,11 @@
-"""The `gpunet` command: train, gradcheck, info. A thin layer over the library."""
+"""The `gpunet` command: train, gradcheck, bench, info. A thin layer over the library."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import __version__, datasets
+from . import __version__, datasets, throughput
 from .activations import ACTIVATIONS
 from .backends import BACKENDS, BackendUnavailableError, select_backend
 from .costs import COSTS
@@ -30,6 +31,10 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(
             f"expected comma-separated integers, got {text!r}"
         ) from None
+
+
+def _names(text: str) -> list[str]:
+    return [name for name in text.split(",") if name]
 
 
 def _name_list(text: str) -> str | list[str]:
@@ -164,6 +169,45 @@ def check_gradients(args: argparse.Namespace) -> int:
     return 0 if error < args.tolerance else 1
 
 
+def bench(args: argparse.Namespace) -> int:
+    settings = throughput.Settings(
+        backend=args.backend,
+        shapes=tuple(args.shape),
+        batch_sizes=tuple(args.batch_sizes),
+        dtype=args.dtype,
+        peers=tuple(args.peers),
+        modes=tuple(args.mode),
+        repeats=args.repeats,
+        min_seconds=args.min_seconds,
+        max_seconds=args.max_seconds,
+    )
+    settings.check()  # before the clock starts: a typo should not cost a sweep
+    cells = len(settings.shapes) * len(settings.modes) * len(settings.batch_sizes)
+    with tqdm(
+        total=cells * (2 + len(set(settings.peers) & {"torch", "loop"})),
+        unit="cell",
+        disable=True if args.no_progress else None,
+        file=sys.stderr,
+        leave=False,
+    ) as bar:
+
+        def advance(label: str) -> None:
+            bar.set_description(label)
+            bar.update()
+
+        record = throughput.run(settings, progress=advance)
+    record["command"] = " ".join(["gpunet", *map(shlex.quote, args.argv)])
+    print(f"backend: {record['backend_reason']}")
+    print(throughput.table(record))
+    if args.json:
+        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    if args.plot:
+        throughput.plot(record, args.plot)
+        print(f"wrote {args.plot}")
+    return 0
+
+
 def info(args: argparse.Namespace) -> int:
     print(f"gpunet {__version__} on Python {platform.python_version()} ({platform.platform()})")
     backend, reason = select_backend(args.backend)
@@ -246,6 +290,47 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--tolerance", type=float, default=1e-6)
     check.set_defaults(handler=check_gradients)
 
+    measure = commands.add_parser(
+        "bench", help="training and inference throughput across batch sizes, beside peers"
+    )
+    measure.add_argument("--backend", choices=BACKENDS, default="auto")
+    measure.add_argument(
+        "--shape",
+        type=_names,
+        default=list(throughput.SHAPES),
+        help=f"comma-separated, from {', '.join(throughput.SHAPES)} (default: all)",
+    )
+    measure.add_argument(
+        "--batch-sizes",
+        type=_int_list,
+        default=list(throughput.BATCH_SIZES),
+        help="comma-separated (default: powers of 4 from 1 to 65536; capped by memory "
+        "and by --max-seconds)",
+    )
+    measure.add_argument("--dtype", choices=throughput.BENCH_DTYPES, default="float32")
+    measure.add_argument(
+        "--peers",
+        type=_names,
+        default=list(throughput.PEERS),
+        help="comma-separated, from torch, loop (per-example NumPy), numeric (finite "
+        "differences); '' for none",
+    )
+    measure.add_argument("--mode", type=_names, default=list(throughput.MODES), help="train,infer")
+    measure.add_argument("--repeats", type=int, default=5, help="timed runs per cell")
+    measure.add_argument(
+        "--min-seconds", type=float, default=0.1, help="length of each timed run, at least"
+    )
+    measure.add_argument(
+        "--max-seconds",
+        type=float,
+        default=20.0,
+        help="skip a cell whose estimated time is over this",
+    )
+    measure.add_argument("--json", metavar="PATH", help="write the full record as JSON")
+    measure.add_argument("--plot", metavar="PATH", help="write throughput curves as a PNG")
+    measure.add_argument("--no-progress", action="store_true", help="no progress bar")
+    measure.set_defaults(handler=bench)
+
     about = commands.add_parser("info", help="backend chosen and why, versions, device")
     about.add_argument("--backend", choices=BACKENDS, default="auto")
     about.set_defaults(handler=info)
@@ -254,6 +339,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         return args.handler(args)
     except (ValueError, TypeError, FileNotFoundError, BackendUnavailableError) as error:

@@ -1,0 +1,591 @@
+"""Training and inference throughput across batch sizes, gpunet beside its peers.
+
+`run` measures every (shape, mode, implementation, batch size) cell: warm-up steps,
+then `repeats` timed runs of enough steps to last `min_seconds` each, rotating among
+several index batches so that caches do not flatter small sizes, with the device
+synchronised inside the timed region. Each cell records the median seconds per step,
+the spread, samples/s, achieved FLOP/s (2·m·n_in·n_out per GEMM) and the fraction of the
+GEMM-only ceiling measured in the same run. A cell too large for memory, or whose
+estimated time is over the budget, is recorded as skipped with its reason; a peer that
+cannot run here is recorded as absent.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime
+import glob
+import hashlib
+import math
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from .backends import select_backend
+from .backends.numpy_backend import cpu_model
+from .gradcheck import gradcheck
+from .network import DTYPES, Network
+from .peers import (
+    PeerUnavailableError,
+    Pool,
+    Runner,
+    gemm_runner,
+    gpunet_runner,
+    loop_runner,
+    step_gemms,
+    torch_runner,
+)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A named network for the benchmark; its cost is the output's natural one."""
+
+    sizes: list[int]
+    activations: list[str]
+
+
+SHAPES: dict[str, Shape] = {
+    "nielsen": Shape([784, 30, 10], ["sigmoid"] * 2),
+    "mnist-mlp": Shape([784, 256, 256, 10], ["relu", "relu", "softmax"]),
+    "wide": Shape([1024, 4096, 4096, 1024], ["relu"] * 3),
+    "narrow-deep": Shape([784] + [64] * 8 + [10], ["relu"] * 8 + ["softmax"]),
+}
+BATCH_SIZES = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536)
+MODES = ("train", "infer")
+PEERS = ("torch", "loop", "numeric")
+BENCH_DTYPES = (*DTYPES, "tf32")
+LR = 0.01  # small enough that thousands of steps on random data stay finite
+INDEX_BATCHES = 8  # index batches rotated through, each a fresh draw from the pool
+MIN_POOL_ROWS = 8192  # examples to draw batches from, at least (2 batches' worth above)
+WARMUP_STEPS = 3
+
+
+# --- the environment ---------------------------------------------------------------
+
+
+def _openblas() -> tuple[Any, str, str] | None:
+    """NumPy's bundled OpenBLAS (ctypes handle, symbol prefix and suffix), or None."""
+    libs = Path(np.__file__).parent.parent / "numpy.libs"
+    for path in sorted(glob.glob(str(libs / "*openblas*"))):
+        lib = ctypes.CDLL(path)
+        for prefix in ("scipy_openblas_", "openblas_"):
+            for suffix in ("64_", ""):
+                if hasattr(lib, f"{prefix}get_num_threads{suffix}"):
+                    return lib, prefix, suffix
+    return None
+
+
+def blas_threads() -> int:
+    """The threads NumPy's BLAS runs GEMMs on (peers on the CPU are given as many)."""
+    found = _openblas()
+    if found is not None:
+        lib, prefix, suffix = found
+        return int(getattr(lib, f"{prefix}get_num_threads{suffix}")())
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if os.environ.get(var):
+            return int(os.environ[var])
+    return os.cpu_count() or 1
+
+
+def blas_info() -> dict[str, Any]:
+    """The BLAS NumPy was built with and what it runs as (threads, kernel)."""
+    config = np.show_config(mode="dicts")
+    info: dict[str, Any] = {
+        "build": config.get("Build Dependencies", {}).get("blas", {}),
+        "threads": blas_threads(),
+    }
+    found = _openblas()
+    if found is not None:
+        lib, prefix, suffix = found
+        for name in ("get_corename", "get_config"):
+            fn = getattr(lib, f"{prefix}{name}{suffix}", None)
+            if fn is not None:
+                fn.restype = ctypes.c_char_p
+                info[name.removeprefix("get_")] = fn().decode()
+    return info
+
+
+def gpunet_source() -> dict[str, Any]:
+    """Which gpunet was measured: its path, a hash of its sources, and the git state."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    record: dict[str, Any] = {"path": str(root), "sources_sha256": digest.hexdigest()}
+    try:
+        run = {"cwd": root.parent, "capture_output": True, "text": True, "timeout": 10}
+        head = subprocess.run(["git", "rev-parse", "HEAD"], **run)
+        if head.returncode == 0:
+            record["git_head"] = head.stdout.strip()
+            status = ["git", "--no-optional-locks", "status", "--porcelain", "--", str(root)]
+            record["git_status_gpunet"] = subprocess.run(status, **run).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return record
+
+
+def environment(backend_name: str) -> dict[str, Any]:
+    """CPU, threads, GPU, driver, CUDA and library versions, recorded with every result."""
+    record: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "blas": blas_info(),
+        "gpunet": __version__,
+        "gpunet_source": gpunet_source(),
+    }
+    try:
+        import torch
+
+        record["torch"] = torch.__version__
+        record["torch_cuda"] = torch.version.cuda
+        record["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        record["torch"] = None
+    if backend_name == "cupy":
+        backend, _ = select_backend("cupy")
+        record["gpu"] = backend.describe()
+    return record
+
+
+# --- measuring one cell ----------------------------------------------------------------
+
+
+def time_steps(
+    step: Callable[[Any], None],
+    batches: Sequence[Any],
+    sync: Callable[[], None],
+    *,
+    repeats: int,
+    min_seconds: float,
+) -> list[float]:
+    """Seconds per step for each of `repeats` timed runs, after warm-up steps.
+
+    Each run takes as many steps as last `min_seconds` (at least one), cycling through
+    `batches`; the device is synchronised before the clock starts and before it stops.
+    """
+    for i in range(WARMUP_STEPS):
+        step(batches[i % len(batches)])
+    sync()
+    started = time.perf_counter()
+    step(batches[0])
+    sync()
+    estimate = time.perf_counter() - started
+    steps = max(1, math.ceil(min_seconds / max(estimate, 1e-9)))
+    seconds = []
+    for _ in range(repeats):
+        sync()
+        started = time.perf_counter()
+        for i in range(steps):
+            step(batches[i % len(batches)])
+        sync()
+        seconds.append((time.perf_counter() - started) / steps)
+    return seconds
+
+
+def make_pool(shape: Shape, rows: int, dtype: str, seed: int = 0) -> Pool:
+    """Random inputs in [0, 1) with class labels (one-hot targets), or real targets."""
+    rng = np.random.default_rng(seed)
+    host = np.float32 if dtype == "tf32" else np.dtype(dtype).type
+    x = rng.random((rows, shape.sizes[0]), dtype=np.float64).astype(host)
+    n_out = shape.sizes[-1]
+    if shape.activations[-1] in ("softmax", "sigmoid"):
+        labels = rng.integers(0, n_out, rows)
+        y = np.zeros((rows, n_out), host)
+        y[np.arange(rows), labels] = 1
+        return Pool(x, y, labels)
+    return Pool(x, rng.random((rows, n_out)).astype(host), None)
+
+
+def pool_rows(batch_size: int) -> int:
+    return max(2 * batch_size, MIN_POOL_ROWS)
+
+
+def cell_bytes(shape: Shape, batch_size: int, dtype: str) -> int:
+    """Memory a cell needs, roughly: the pool, the activations, deltas and parameters."""
+    item = 8 if dtype == "float64" else 4
+    sizes = shape.sizes
+    params = sum(n * k + n for n, k in zip(sizes[1:], sizes[:-1]))
+    pool = pool_rows(batch_size) * (sizes[0] + sizes[-1])
+    activations = 3 * batch_size * sum(sizes)  # Z, A and delta per layer, x and y
+    return item * (pool + activations + 4 * params)
+
+
+def memory_available(backend_name: str) -> int:
+    """Bytes a benchmark may use: half the free host memory, or 80% of the free device memory."""
+    if backend_name == "cupy":
+        import cupy
+
+        free, _ = cupy.cuda.runtime.memGetInfo()
+        return int(0.8 * free)
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024 // 2
+    except OSError:
+        pass
+    return 8 << 30
+
+
+def gemm_flops(sizes: list[int], batch_size: int, mode: str) -> int:
+    """2·rows·inner·columns summed over the step's GEMMs."""
+    return sum(2 * a * b * c for a, b, c in step_gemms(sizes, batch_size, mode))
+
+
+# --- the sweep --------------------------------------------------------------------------
+
+
+@dataclass
+class Settings:
+    backend: str = "auto"
+    shapes: tuple[str, ...] = tuple(SHAPES)
+    batch_sizes: tuple[int, ...] = BATCH_SIZES
+    dtype: str = "float32"
+    peers: tuple[str, ...] = PEERS
+    modes: tuple[str, ...] = MODES
+    repeats: int = 5
+    min_seconds: float = 0.1  # per timed run
+    max_seconds: float = 20.0  # per cell, estimated before it starts
+
+    def check(self) -> None:
+        """Raise a ValueError naming the first bad setting."""
+        for name, given, known in (
+            ("shape", self.shapes, SHAPES),
+            ("peer", self.peers, PEERS),
+            ("mode", self.modes, MODES),
+        ):
+            unknown = [item for item in given if item not in known]
+            if unknown:
+                raise ValueError(
+                    f"unknown {name} {unknown[0]!r}; expected one of {', '.join(known)}"
+                )
+        if not self.shapes or not self.modes:
+            raise ValueError("at least one shape and one mode are needed")
+        if not self.batch_sizes or any(
+            isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1
+            for b in self.batch_sizes
+        ):
+            raise ValueError(f"batch sizes must be positive integers, got {list(self.batch_sizes)}")
+        if self.dtype not in BENCH_DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(BENCH_DTYPES)}, got {self.dtype!r}")
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ValueError(f"repeats must be a positive integer, got {self.repeats!r}")
+        for name in ("min_seconds", "max_seconds"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
+def _tf32(enabled: bool) -> None:
+    """cuBLAS's float32 GEMMs on tensor cores in TF32 (on), or in full float32 (off)."""
+    from cupy._core import _routines_linalg as linalg
+
+    mode = linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT
+    linalg.set_compute_type(np.float32, mode)
+
+
+IMPLEMENTATIONS = ("gemm", "gpunet", "torch", "torch-graphs", "loop")
+
+
+def implementations(peers: Sequence[str], backend_name: str) -> list[str]:
+    """The ceiling, gpunet, then the peers asked for (CUDA graphs only on the GPU)."""
+    chosen = ["gemm", "gpunet"]
+    if "torch" in peers:
+        chosen += ["torch", "torch-graphs"] if backend_name == "cupy" else ["torch"]
+    if "loop" in peers:
+        chosen.append("loop")
+    return chosen
+
+
+def implementation_name(impl: str, backend_name: str) -> str:
+    """'gpunet-numpy', 'torch-cpu', 'torch-cuda-graphs': what ran, and on which device."""
+    if impl.startswith("torch"):
+        device = "cuda" if backend_name == "cupy" else "cpu"
+        return impl.replace("torch", f"torch-{device}")
+    return f"{impl}-{backend_name}"
+
+
+def make_runner(impl: str, shape: Shape, pool: Pool, backend: Any, dtype: str) -> Runner:
+    """A fresh network of `shape` (seed 0) and the runner of `impl` over it."""
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown implementation {impl!r}; expected one of {IMPLEMENTATIONS}")
+    tf32 = dtype == "tf32"
+    net = Network(
+        shape.sizes, shape.activations, backend=backend, dtype="float32" if tf32 else dtype, seed=0
+    )
+    if impl == "gemm":
+        return gemm_runner(net)
+    cost = net._cost(None)
+    if impl.startswith("torch"):
+        return torch_runner(net, pool, cost, LR, graphs=impl == "torch-graphs", tf32=tf32)
+    return (gpunet_runner if impl == "gpunet" else loop_runner)(net, pool, cost, LR)
+
+
+def run(
+    settings: Settings,
+    *,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Measure every cell of `settings`; return the record (environment, settings, cells)."""
+    settings.check()
+    backend, reason = select_backend(settings.backend)
+    if settings.dtype == "tf32" and backend.name != "cupy":
+        raise ValueError("dtype 'tf32' needs the cupy backend (TF32 is a tensor-core mode)")
+    record: dict[str, Any] = {
+        "environment": environment(backend.name),
+        "backend_reason": reason,
+        "settings": {**vars(settings), "lr": LR, "warmup_steps": WARMUP_STEPS},
+        "cells": [],
+    }
+    threads = blas_threads()
+    if backend.name == "numpy":
+        try:
+            import torch
+
+            torch.set_num_threads(threads)  # the same threads as NumPy's BLAS
+        except ImportError:
+            pass
+    if settings.dtype == "tf32":
+        _tf32(True)
+    try:
+        for shape_name in settings.shapes:
+            _sweep_shape(settings, shape_name, backend, record["cells"], progress)
+    finally:
+        if settings.dtype == "tf32":
+            _tf32(False)
+    if "numeric" in settings.peers:
+        record["numeric_gradient"] = numeric_gradient_cost(backend)
+    return record
+
+
+def _sweep_shape(
+    settings: Settings,
+    shape_name: str,
+    backend: Any,
+    cells: list[dict[str, Any]],
+    progress: Callable[[str], None] | None,
+) -> None:
+    shape = SHAPES[shape_name]
+    largest = max(settings.batch_sizes)
+    pool = make_pool(shape, pool_rows(largest), settings.dtype)
+    budget = memory_available(backend.name)
+    rng = np.random.default_rng(1)
+    for impl in implementations(settings.peers, backend.name):
+        name = implementation_name(impl, backend.name)
+        try:
+            runner = make_runner(impl, shape, pool, backend, settings.dtype)
+        except PeerUnavailableError as why:
+            for mode in settings.modes:
+                for batch_size in settings.batch_sizes:
+                    cells.append(_cell(shape_name, mode, name, batch_size, "absent", str(why)))
+                    if progress:
+                        progress(f"{shape_name} {mode} {name} {batch_size}: absent")
+            continue
+        for mode in settings.modes:
+            step = runner.train if mode == "train" else runner.infer
+            previous: tuple[int, float] | None = None
+            for batch_size in sorted(settings.batch_sizes):
+                cell = _cell(shape_name, mode, name, batch_size, "ok", None)
+                cells.append(cell)
+                if progress:
+                    progress(f"{shape_name} {mode} {name} {batch_size}")
+                needed = cell_bytes(shape, batch_size, settings.dtype)
+                if needed > budget:
+                    cell.update(status="skipped", reason=f"needs ~{needed / 2**30:.1f} GiB")
+                    continue
+                if previous is not None:
+                    # time grows at most linearly in the batch: a bound from the last cell
+                    estimate = previous[1] * batch_size / previous[0]
+                    planned = estimate * (WARMUP_STEPS + 1) + settings.repeats * max(
+                        estimate, settings.min_seconds
+                    )
+                    if planned > settings.max_seconds:
+                        cell.update(
+                            status="skipped",
+                            reason=f"estimated {planned:.0f} s over the {settings.max_seconds:g} s "
+                            f"budget ({estimate * 1e3:.3g} ms/step)",
+                        )
+                        continue
+                rows = pool.x.shape[0]
+                batches = [
+                    runner.indices(rng.permutation(rows)[:batch_size]) for _ in range(INDEX_BATCHES)
+                ]
+                seconds = time_steps(
+                    step,
+                    batches,
+                    runner.sync,
+                    repeats=settings.repeats,
+                    min_seconds=settings.min_seconds,
+                )
+                median = statistics.median(seconds)
+                flops = gemm_flops(shape.sizes, batch_size, mode)
+                cell.update(
+                    seconds_per_step=seconds,
+                    median_seconds=median,
+                    min_seconds=min(seconds),
+                    max_seconds=max(seconds),
+                    samples_per_second=batch_size / median,
+                    flops_per_step=flops,
+                    tflops=flops / median / 1e12,
+                )
+                previous = (batch_size, median)
+    _relate(cells, shape_name, backend.name)
+
+
+def _cell(shape: str, mode: str, impl: str, batch_size: int, status: str, reason: str | None):
+    return {
+        "shape": shape,
+        "mode": mode,
+        "impl": impl,
+        "batch_size": batch_size,
+        "status": status,
+        "reason": reason,
+    }
+
+
+def _relate(cells: list[dict[str, Any]], shape_name: str, backend_name: str) -> None:
+    """Fraction of the GEMM-only ceiling, and the speed relative to PyTorch eager, per cell."""
+    measured = {
+        (c["mode"], c["impl"], c["batch_size"]): c
+        for c in cells
+        if c["shape"] == shape_name and c["status"] == "ok"
+    }
+    torch_name = "torch-cuda" if backend_name == "cupy" else "torch-cpu"
+    for (mode, _, batch_size), cell in measured.items():
+        ceiling = measured.get((mode, f"gemm-{backend_name}", batch_size))
+        torch_eager = measured.get((mode, torch_name, batch_size))
+        if ceiling is not None:
+            cell["fraction_of_gemm_ceiling"] = ceiling["median_seconds"] / cell["median_seconds"]
+        if torch_eager is not None:
+            cell["speed_vs_torch"] = torch_eager["median_seconds"] / cell["median_seconds"]
+
+
+def numeric_gradient_cost(backend: Any, sizes: Sequence[int] = (64, 16, 10)) -> dict[str, Any]:
+    """One backprop against the finite differences of `gradcheck` on a small net.
+
+    The notes' point: backprop costs about one forward and one backward pass; the numeric
+    gradient costs two forward passes per parameter.
+    """
+    net = Network(list(sizes), "sigmoid", backend=backend, dtype="float64", seed=0)
+    rng = np.random.default_rng(0)
+    X, y = rng.random((10, sizes[0])), rng.integers(0, sizes[-1], 10)
+    sync = backend.xp.cuda.Device().synchronize if backend.name == "cupy" else (lambda: None)
+    backprop = time_steps(lambda _: net.gradients(X, y), [None], sync, repeats=5, min_seconds=0.05)
+    started = time.perf_counter()
+    error = gradcheck(net, X, y)
+    sync()
+    numeric = time.perf_counter() - started
+    seconds = statistics.median(backprop)
+    return {
+        "sizes": list(sizes),
+        "parameters": net.n_parameters,
+        "examples": 10,
+        "backprop_seconds": seconds,
+        "gradcheck_seconds": numeric,
+        "ratio": numeric / seconds,
+        "gradcheck_error": error,
+    }
+
+
+# --- reporting ----------------------------------------------------------------------------
+
+
+def table(record: dict[str, Any]) -> str:
+    """Markdown tables, one per shape and mode: a row per batch size and implementation."""
+    lines: list[str] = []
+    cells = record["cells"]
+    groups = dict.fromkeys((c["shape"], c["mode"]) for c in cells)
+    for shape_name, mode in groups:
+        shape = SHAPES[shape_name]
+        lines += [
+            f"\n{shape_name} {shape.sizes} {'/'.join(shape.activations)}, {mode}:",
+            "| batch | implementation | samples/s | ms/step | TFLOP/s | % of GEMM ceiling "
+            "| speed vs torch |",
+            "|---:|:---|---:|---:|---:|---:|---:|",
+        ]
+        rows = [c for c in cells if (c["shape"], c["mode"]) == (shape_name, mode)]
+        for c in sorted(rows, key=lambda c: c["batch_size"]):
+            if c["status"] != "ok":
+                lines.append(
+                    f"| {c['batch_size']} | {c['impl']} | {c['status']}: {c['reason']} ||||"
+                )
+                continue
+            ceiling = c.get("fraction_of_gemm_ceiling")
+            torch_speed = c.get("speed_vs_torch")
+            lines.append(
+                f"| {c['batch_size']} | {c['impl']} | {c['samples_per_second']:,.0f} "
+                f"| {c['median_seconds'] * 1e3:.4g} | {c['tflops']:.3g} "
+                f"| {'' if ceiling is None else f'{100 * ceiling:.0f}%'} "
+                f"| {'' if torch_speed is None else f'{torch_speed:.2f}x'} |"
+            )
+    numeric = record.get("numeric_gradient")
+    if numeric:
+        lines.append(
+            f"\nbackprop vs finite differences on {numeric['sizes']} ({numeric['parameters']} "
+            f"parameters, {numeric['examples']} examples): one gradients() call "
+            f"{numeric['backprop_seconds'] * 1e3:.3g} ms, gradcheck "
+            f"{numeric['gradcheck_seconds'] * 1e3:.4g} ms: {numeric['ratio']:,.0f}x"
+        )
+    return "\n".join(lines).lstrip("\n")
+
+
+def plot(record: dict[str, Any], path: str | Path) -> Path:
+    """Samples/s against batch size, log-log: a panel per shape and mode, a line per
+    implementation (the GEMM-only ceiling dashed). Writes a PNG and returns its path."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cells = [c for c in record["cells"] if c["status"] == "ok"]
+    shapes = list(dict.fromkeys(c["shape"] for c in record["cells"]))
+    modes = list(dict.fromkeys(c["mode"] for c in record["cells"]))
+    figure = Figure(figsize=(5.5 * len(modes), 3.8 * len(shapes)), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(len(shapes), len(modes), squeeze=False)
+    impls = list(dict.fromkeys(c["impl"] for c in record["cells"]))
+    colours = {impl: f"C{i}" for i, impl in enumerate(impls)}
+    for row, shape_name in enumerate(shapes):
+        for column, mode in enumerate(modes):
+            ax = axes[row][column]
+            for impl in impls:
+                points = sorted(
+                    (c["batch_size"], c["samples_per_second"])
+                    for c in cells
+                    if (c["shape"], c["mode"], c["impl"]) == (shape_name, mode, impl)
+                )
+                if points:
+                    ax.plot(
+                        *zip(*points),
+                        "--" if impl.startswith("gemm") else "-o",
+                        color=colours[impl],
+                        label=impl,
+                        markersize=3,
+                    )
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_title(f"{shape_name} {SHAPES[shape_name].sizes}, {mode}", fontsize=9)
+            ax.set_xlabel("batch size")
+            ax.set_ylabel("samples/s")
+            ax.grid(True, which="both", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        figure.legend(handles, labels, loc="outside lower center", ncol=len(impls), fontsize=8)
+    env = record["environment"]
+    device = env.get("gpu", {}).get("device") or env["cpu"]
+    figure.suptitle(f"gpunet {env['gpunet']}, {record['settings']['dtype']}, {device}", fontsize=10)
+    path = Path(path)
+    figure.savefig(path, dpi=100)
+    return path

@@ -1,0 +1,281 @@
+"""The throughput benchmark: what it counts, what its peers compute, what it records."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gpunet import Network, throughput
+from gpunet.backends import NumpyBackend
+from gpunet.peers import (
+    PeerUnavailableError,
+    Pool,
+    gemm_runner,
+    gpunet_runner,
+    loop_runner,
+    step_gemms,
+    torch_runner,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"sizes": [6, 5, 4, 3]}
+# the three output/cost pairs the bench shapes use, each with a hidden layer before it
+CASES = {
+    "sigmoid/cross_entropy": ["tanh", "tanh", "sigmoid"],
+    "softmax/log_likelihood": ["relu", "sigmoid", "softmax"],
+    "relu/quadratic": ["relu", "relu", "relu"],
+}
+
+
+def tiny_pool(activations: list[str], rows: int = 32, seed: int = 0) -> Pool:
+    shape = throughput.Shape(TINY["sizes"], activations)
+    return throughput.make_pool(shape, rows, "float64", seed)
+
+
+def tiny_net(activations: list[str]) -> Network:
+    return Network(TINY["sizes"], activations, backend="numpy", dtype="float64", seed=3)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+# --- counting ---------------------------------------------------------------------------
+
+
+def test_gemm_flops_count_the_gemms_by_hand():
+    # [3, 5, 2] at m = 4: forward 5x3 and 2x5, the same for BP4, and BP2 for layer 2 only
+    forward = 2 * 4 * (5 * 3 + 2 * 5)
+    assert throughput.gemm_flops([3, 5, 2], 4, "infer") == forward
+    assert throughput.gemm_flops([3, 5, 2], 4, "train") == 2 * forward + 2 * 4 * 2 * 5
+
+
+@pytest.mark.parametrize("mode", ["train", "infer"])
+def test_step_gemms_are_the_gemms_gpunet_and_the_ceiling_run(monkeypatch, mode):
+    recorded = []
+
+    class Recording(NumpyBackend):
+        def matmul(self, a, b, out):
+            recorded.append((a.shape[0], a.shape[1], b.shape[1]))
+            return super().matmul(a, b, out)
+
+    activations = CASES["softmax/log_likelihood"]
+    pool = tiny_pool(activations)
+    batch = np.arange(7)
+    expected = sorted(step_gemms(TINY["sizes"], 7, mode))
+    for make in (
+        lambda net: gpunet_runner(net, pool, net._cost(None), 0.1),
+        gemm_runner,
+    ):
+        net = Network(TINY["sizes"], activations, backend=Recording(), dtype="float64", seed=0)
+        runner = make(net)
+        recorded.clear()
+        (runner.train if mode == "train" else runner.infer)(batch)
+        assert sorted(recorded) == expected
+
+
+# --- the peers compute the same step ------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_per_example_loop_takes_the_same_step_as_gpunet(case):
+    activations = CASES[case]
+    pool = tiny_pool(activations)
+    batch = np.array([3, 1, 4, 15, 9, 26, 5])
+    net, reference = tiny_net(activations), tiny_net(activations)
+    loop = loop_runner(reference, pool, reference._cost(None), 0.5)
+    gpunet_runner(net, pool, net._cost(None), 0.5).train(batch)
+    loop.train(batch)
+    weights, biases = loop.params
+    moved = np.abs(net.weights[0] - reference.weights[0]).max()
+    assert moved > 1e-4  # the step did something to compare
+    for ours, theirs in zip(net.weights + net.biases, weights + [b[:, 0] for b in biases]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_pytorch_takes_the_same_step_as_gpunet(case):
+    pytest.importorskip("torch", reason="PyTorch is not installed: no peer to compare")
+    activations = CASES[case]
+    pool = tiny_pool(activations)
+    batch = np.array([2, 7, 1, 8, 28, 18])
+    net, reference = tiny_net(activations), tiny_net(activations)
+    peer = torch_runner(reference, pool, reference._cost(None), 0.5)
+    gpunet_runner(net, pool, net._cost(None), 0.5).train(batch)
+    peer.train(peer.indices(batch))
+    linears = [p.detach().numpy() for p in peer.params]
+    ours = [a for w, b in zip(net.weights, net.biases) for a in (w, b)]
+    assert np.abs(net.weights[-1] - reference.weights[-1]).max() > 1e-4
+    for mine, theirs in zip(ours, linears, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-9, atol=1e-11)
+
+
+def test_torch_peer_absent_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    net = tiny_net(CASES["relu/quadratic"])
+    with pytest.raises(PeerUnavailableError, match="not installed"):
+        torch_runner(net, tiny_pool(CASES["relu/quadratic"]), net._cost(None), 0.1)
+
+
+def test_cuda_graphs_need_a_gpu():
+    pytest.importorskip("torch", reason="PyTorch is not installed")
+    net = tiny_net(CASES["relu/quadratic"])
+    with pytest.raises(PeerUnavailableError, match="GPU"):
+        torch_runner(net, tiny_pool(CASES["relu/quadratic"]), net._cost(None), 0.1, graphs=True)
+
+
+# --- timing ---------------------------------------------------------------------------------
+
+
+def test_time_steps_rotates_batches_and_syncs_inside_the_clock():
+    seen, syncs = [], []
+    seconds = throughput.time_steps(
+        seen.append, ["a", "b", "c"], lambda: syncs.append(len(seen)), repeats=4, min_seconds=1e-4
+    )
+    assert len(seconds) == 4 and all(s > 0 for s in seconds)
+    assert set(seen) == {"a", "b", "c"}
+    assert seen[throughput.WARMUP_STEPS + 1 :][:3] == ["a", "b", "c"]
+    assert syncs[-1] == len(seen)  # the last step was waited for before the clock stopped
+
+
+def small_settings(**changes) -> throughput.Settings:
+    settings = {
+        "backend": "numpy",
+        "shapes": ("nielsen",),
+        "batch_sizes": (1, 8),
+        "peers": ("loop",),
+        "repeats": 2,
+        "min_seconds": 0.002,
+    }
+    return throughput.Settings(**{**settings, **changes})
+
+
+def test_run_records_every_cell_with_its_measures():
+    record = throughput.run(small_settings(peers=("loop", "numeric")))
+    cells = record["cells"]
+    impls = {"gemm-numpy", "gpunet-numpy", "loop-numpy"}
+    assert {(c["impl"], c["mode"], c["batch_size"]) for c in cells} == {
+        (i, m, b) for i in impls for m in ("train", "infer") for b in (1, 8)
+    }
+    for cell in cells:
+        assert cell["status"] == "ok"
+        assert len(cell["seconds_per_step"]) == 2
+        assert cell["samples_per_second"] == pytest.approx(
+            cell["batch_size"] / cell["median_seconds"]
+        )
+        flops = throughput.gemm_flops([784, 30, 10], cell["batch_size"], cell["mode"])
+        assert cell["tflops"] == pytest.approx(flops / cell["median_seconds"] / 1e12)
+        assert cell["fraction_of_gemm_ceiling"] > 0
+    gemm = [c for c in cells if c["impl"] == "gemm-numpy"]
+    assert all(c["fraction_of_gemm_ceiling"] == 1 for c in gemm)
+    numeric = record["numeric_gradient"]
+    assert numeric["ratio"] > 10 and numeric["gradcheck_error"] < 1e-6
+    environment = record["environment"]
+    assert environment["numpy"] == np.__version__ and environment["blas"]["threads"] >= 1
+    assert record["settings"]["batch_sizes"] == (1, 8)
+
+
+def test_cells_over_the_time_budget_are_skipped_with_the_estimate():
+    record = throughput.run(small_settings(batch_sizes=(1, 100000), max_seconds=0.5, peers=()))
+    large = [c for c in record["cells"] if c["batch_size"] == 100000]
+    assert large and all(c["status"] == "skipped" for c in large)
+    assert all("budget" in c["reason"] for c in large)
+    assert "skipped: estimated" in throughput.table(record)
+
+
+def test_cells_over_the_memory_budget_are_skipped(monkeypatch):
+    monkeypatch.setattr(throughput, "memory_available", lambda backend: 1 << 20)
+    record = throughput.run(small_settings(batch_sizes=(1,), peers=()))
+    assert {c["status"] for c in record["cells"]} == {"skipped"}
+    assert all("GiB" in c["reason"] for c in record["cells"])
+
+
+def test_an_absent_peer_is_reported_not_dropped(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    record = throughput.run(small_settings(peers=("torch",), modes=("train",)))
+    absent = [c for c in record["cells"] if c["impl"] == "torch-cpu"]
+    assert len(absent) == 2 and all(c["status"] == "absent" for c in absent)
+    assert "absent: PyTorch is not installed" in throughput.table(record)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"shapes": ("huge",)}, "unknown shape 'huge'"),
+        ({"peers": ("jax",)}, "unknown peer 'jax'"),
+        ({"modes": ("predict",)}, "unknown mode 'predict'"),
+        ({"modes": ()}, "at least one shape and one mode"),
+        ({"batch_sizes": (1, 0)}, "batch sizes must be positive integers"),
+        ({"batch_sizes": ()}, "batch sizes must be positive integers"),
+        ({"dtype": "float16"}, "dtype must be one of"),
+        ({"repeats": 0}, "repeats must be a positive integer"),
+        ({"max_seconds": float("nan")}, "max_seconds must be a positive number"),
+        ({"dtype": "tf32"}, "'tf32' needs the cupy backend"),
+    ],
+)
+def test_bad_settings_are_clear_errors(changes, message):
+    with pytest.raises(ValueError, match=message):
+        throughput.run(small_settings(**changes))
+
+
+# --- reporting ---------------------------------------------------------------------------------
+
+
+def test_table_and_plot(tmp_path):
+    record = throughput.run(small_settings(batch_sizes=(1, 4, 16)))
+    text = throughput.table(record)
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "-numpy" in line]
+    assert len(rows) == len(record["cells"]) == 3 * 2 * 3
+    path = throughput.plot(record, tmp_path / "curves.png")
+    # one panel per mode across, one shape down, at the figure's 100 dpi
+    assert png_size(path) == (1100, 380)
+
+
+def test_make_pool_targets_match_the_output():
+    classes = throughput.make_pool(throughput.SHAPES["nielsen"], 50, "float32")
+    assert classes.x.dtype == np.float32 and classes.x.shape == (50, 784)
+    assert (classes.y.argmax(axis=1) == classes.labels).all() and (classes.y.sum(axis=1) == 1).all()
+    real = throughput.make_pool(throughput.SHAPES["wide"], 3, "float64")
+    assert real.labels is None and real.y.shape == (3, 1024) and real.y.dtype == np.float64
+
+
+def test_bench_command_writes_json_and_plot(tmp_path):
+    out, png = tmp_path / "bench.json", tmp_path / "bench.png"
+    args = ["bench", "--backend", "numpy", "--shape", "nielsen", "--batch-sizes", "1,2"]
+    args += ["--repeats", "1", "--min-seconds", "0.001", "--peers", "loop", "--mode", "infer"]
+    args += ["--json", str(out), "--plot", str(png), "--no-progress"]
+    result = subprocess.run(
+        [sys.executable, "-m", "gpunet", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "| 2 | loop-numpy |" in result.stdout
+    record = json.loads(out.read_text())
+    assert record["command"] == "gpunet " + " ".join(args)
+    assert len(record["cells"]) == 3 * 2
+    assert png_size(png) == (550, 380)
+
+
+def test_bench_command_rejects_an_unknown_shape_before_measuring():
+    result = subprocess.run(
+        [sys.executable, "-m", "gpunet", "bench", "--shape", "nielsen,tiny"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "unknown shape 'tiny'" in result.stderr
