@@ -47,8 +47,8 @@ __global__ void softmax_delta(const T* grad, const T* a, T* out, long long n, lo
 template <typename T>
 __global__ void output_minus_target(const T* a, const T* y, long long y_row, long long y_col,
                                     T* out, long long n, long long m, T scale) {
-  gpunet::output_minus_target_loop<T>(GPUNET_THREAD_INDEX, GPUNET_THREAD_COUNT, a, y, y_row,
-                                      y_col, out, n, m, scale);
+  gpunet::output_delta_loop<T, gpunet::OUTPUT_MINUS_TARGET>(
+      GPUNET_THREAD_INDEX, GPUNET_THREAD_COUNT, a, y, y_row, y_col, out, n, m, scale);
 }
 
 // (d) (A - 1) * Y * scale, Y at element strides (y_row, y_col)
@@ -56,8 +56,8 @@ template <typename T>
 __global__ void sigmoid_log_likelihood_delta(const T* a, const T* y, long long y_row,
                                              long long y_col, T* out, long long n,
                                              long long m, T scale) {
-  gpunet::sigmoid_log_likelihood_delta_loop<T>(GPUNET_THREAD_INDEX, GPUNET_THREAD_COUNT, a, y,
-                                               y_row, y_col, out, n, m, scale);
+  gpunet::output_delta_loop<T, gpunet::SIGMOID_LOG_LIKELIHOOD>(
+      GPUNET_THREAD_INDEX, GPUNET_THREAD_COUNT, a, y, y_row, y_col, out, n, m, scale);
 }
 
 // (e) one SGD step over the flat parameter buffer

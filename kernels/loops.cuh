@@ -95,40 +95,23 @@ GPUNET_HD void softmax_delta_loop(long long start, long long step, const T* grad
 
 // The fused output deltas. y is the (n, m) target view at element strides (y_row, y_col):
 // the network hands over the (m, n) row-major target buffer transposed, so (1, n) there.
-// out may alias a.
-//   output_minus_target:           delta = (A - Y) * scale        (scale = 1/m)
-//   sigmoid_log_likelihood_delta:  delta = (A - 1) (*) Y * scale   (= -Y (*) (1 - A)/m)
-template <typename T>
-GPUNET_HD void output_minus_target_loop(long long start, long long step, const T* a,
-                                        const T* y, long long y_row, long long y_col, T* out,
-                                        long long n, long long m, T scale) {
-  const long long size = n * m;
-  const long long di = step / m;
-  const long long dj = step % m;
-  long long i = start / m;
-  long long j = start % m;
-  for (long long k = start; k < size; k += step) {
-    out[k] = (a[k] - y[i * y_row + j * y_col]) * scale;
-    i += di;
-    j += dj;
-    if (j >= m) {
-      j -= m;
-      ++i;
-    }
-  }
-}
+// out may alias a. Kind picks the formula:
+//   OUTPUT_MINUS_TARGET:        delta = (A - Y) * scale        (scale = 1/m)
+//   SIGMOID_LOG_LIKELIHOOD:     delta = (A - 1) (*) Y * scale   (= -Y (*) (1 - A)/m)
+enum OutputDeltaKind { OUTPUT_MINUS_TARGET, SIGMOID_LOG_LIKELIHOOD };
 
-template <typename T>
-GPUNET_HD void sigmoid_log_likelihood_delta_loop(long long start, long long step, const T* a,
-                                                 const T* y, long long y_row, long long y_col,
-                                                 T* out, long long n, long long m, T scale) {
+template <typename T, int Kind>
+GPUNET_HD void output_delta_loop(long long start, long long step, const T* a, const T* y,
+                                 long long y_row, long long y_col, T* out, long long n,
+                                 long long m, T scale) {
   const long long size = n * m;
   const long long di = step / m;
   const long long dj = step % m;
   long long i = start / m;
   long long j = start % m;
   for (long long k = start; k < size; k += step) {
-    out[k] = (a[k] - T(1)) * y[i * y_row + j * y_col] * scale;
+    const T target = y[i * y_row + j * y_col];
+    out[k] = (Kind == OUTPUT_MINUS_TARGET ? a[k] - target : (a[k] - T(1)) * target) * scale;
     i += di;
     j += dj;
     if (j >= m) {

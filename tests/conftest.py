@@ -109,3 +109,16 @@ def assert_params_equal(before, after) -> None:
     for x, y in zip(w0 + b0, w1 + b1):
         assert x.dtype == y.dtype and x.shape == y.shape
         np.testing.assert_array_equal(x, y)
+
+
+def valid_pairs() -> list[tuple[str, str]]:
+    """Every (output activation, cost) pair the library accepts."""
+    from gpunet.activations import ACTIVATIONS
+    from gpunet.costs import COSTS
+
+    return [
+        (output, cost)
+        for output in ACTIVATIONS
+        for cost, c in COSTS.items()
+        if c.valid_outputs is None or output in c.valid_outputs
+    ]

@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import valid_pairs
 
 import gpunet
 from gpunet import datasets
@@ -61,15 +62,6 @@ def assert_parity(actual, expected, dtype, what=""):
     assert actual.dtype == expected.dtype, what
     scale = max(float(np.abs(expected).max()), np.finfo(expected.dtype).tiny)
     np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
-
-
-def valid_pairs():
-    return [
-        (output, cost)
-        for output in ACTIVATIONS
-        for cost, c in COSTS.items()
-        if c.valid_outputs is None or output in c.valid_outputs
-    ]
 
 
 def data(sizes, m, seed=7):

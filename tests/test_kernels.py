@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.special
+from conftest import valid_pairs
 
 import gpunet
 from gpunet.activations import ACTIVATIONS
@@ -523,15 +524,6 @@ def test_activation_delta_kernel(host, name, dtype, shape):
         shared = grad.copy()
         ops.activation_delta(g, shared, a, a, shared)
         assert_close(shared, expected, dtype, scale, "shared Z/A")
-
-
-def valid_pairs():
-    return [
-        (output, cost)
-        for output in ACTIVATIONS
-        for cost, c in COSTS.items()
-        if c.valid_outputs is None or output in c.valid_outputs
-    ]
 
 
 def targets_for(shape, dtype, seed=4):
