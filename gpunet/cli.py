@@ -293,37 +293,43 @@ def parser() -> argparse.ArgumentParser:
     measure = commands.add_parser(
         "bench", help="training and inference throughput across batch sizes, beside peers"
     )
-    measure.add_argument("--backend", choices=BACKENDS, default="auto")
+    defaults = throughput.Settings()
+    measure.add_argument("--backend", choices=BACKENDS, default=defaults.backend)
     measure.add_argument(
         "--shape",
         type=_names,
-        default=list(throughput.SHAPES),
+        default=list(defaults.shapes),
         help=f"comma-separated, from {', '.join(throughput.SHAPES)} (default: all)",
     )
     measure.add_argument(
         "--batch-sizes",
         type=_int_list,
-        default=list(throughput.BATCH_SIZES),
+        default=list(defaults.batch_sizes),
         help="comma-separated (default: powers of 4 from 1 to 65536; capped by memory "
         "and by --max-seconds)",
     )
-    measure.add_argument("--dtype", choices=throughput.BENCH_DTYPES, default="float32")
+    measure.add_argument("--dtype", choices=throughput.BENCH_DTYPES, default=defaults.dtype)
     measure.add_argument(
         "--peers",
         type=_names,
-        default=list(throughput.PEERS),
-        help="comma-separated, from torch, loop (per-example NumPy), numeric (finite "
-        "differences); '' for none",
+        default=list(defaults.peers),
+        help="comma-separated, from torch (PyTorch eager, and CUDA graphs on a GPU), loop "
+        "(one example at a time), numeric (finite differences); '' for none",
     )
-    measure.add_argument("--mode", type=_names, default=list(throughput.MODES), help="train,infer")
-    measure.add_argument("--repeats", type=int, default=5, help="timed runs per cell")
+    measure.add_argument("--mode", type=_names, default=list(defaults.modes), help="train,infer")
     measure.add_argument(
-        "--min-seconds", type=float, default=0.1, help="length of each timed run, at least"
+        "--repeats", type=int, default=defaults.repeats, help="timed runs per cell"
+    )
+    measure.add_argument(
+        "--min-seconds",
+        type=float,
+        default=defaults.min_seconds,
+        help="length of each timed run, at least",
     )
     measure.add_argument(
         "--max-seconds",
         type=float,
-        default=20.0,
+        default=defaults.max_seconds,
         help="skip a cell whose estimated time is over this",
     )
     measure.add_argument("--json", metavar="PATH", help="write the full record as JSON")
