@@ -2,8 +2,8 @@
 
     mpiexec -n K python tests/mpi_worker.py SCENARIO OUT [options]
 
-Rank 0 writes what it computed to OUT/result.npz; the test compares it with a
-single-process run made in the test itself.
+Rank 0 writes what it computed to OUT/result.npz (bad_batch: each rank its OUT/rankR.txt);
+the test compares it with a single-process run made in the test itself.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def bad_batch(ctx: Distributed, out: Path, args: argparse.Namespace) -> None:
         net.fit(X, y, distributed=ctx, **train_settings(args))
     except ValueError as error:
         unchanged = bool((net._params == before).all())
-        print(f"rank {ctx.rank}: ValueError: {error} (unchanged: {unchanged})", flush=True)
+        (out / f"rank{ctx.rank}.txt").write_text(f"ValueError: {error} (unchanged: {unchanged})")
 
 
 def main() -> None:
