@@ -10,6 +10,7 @@
 
 from . import datasets
 from .backends import BackendUnavailableError
+from .distributed import Distributed, DistributedError
 from .gradcheck import gradcheck
 from .io import load
 from .network import Network
@@ -22,6 +23,8 @@ __all__ = [
     "SGD",
     "Adam",
     "BackendUnavailableError",
+    "Distributed",
+    "DistributedError",
     "DivergenceError",
     "History",
     "Network",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import platform
 import shlex
@@ -18,6 +19,7 @@ from . import __version__, datasets, throughput
 from .activations import ACTIVATIONS
 from .backends import BACKENDS, BackendUnavailableError, select_backend
 from .costs import COSTS
+from .distributed import Distributed, launched_ranks
 from .gradcheck import gradcheck
 from .network import DTYPES, INITS, Network
 from .optimizers import OPTIMIZERS, SGD, Adam
@@ -76,6 +78,10 @@ def _optimizer(args: argparse.Namespace):
 def train(args: argparse.Namespace) -> int:
     # with --json, stdout carries the JSON line alone
     say = sys.stderr if args.json else sys.stdout
+    ctx = Distributed.from_mpi() if args.distributed or launched_ranks() > 1 else None
+    root = ctx is None or ctx.is_root
+    if not root:
+        say = io.StringIO()  # rank 0 alone reports
     X_train, y_train, X_test, y_test, description = load_data(args.data, args.test_size, args.seed)
     n_classes = int(max(y_train.max(), y_test.max())) + 1
     sizes = args.sizes or [X_train.shape[1], 30, n_classes]
@@ -95,6 +101,8 @@ def train(args: argparse.Namespace) -> int:
     print(f"data: {description}: {len(y_train)} train, {len(y_test)} test", file=say)
     print(f"backend: {net.backend_reason}", file=say)
     print(f"network: {net.sizes} {'/'.join(net.activation_names)}, {net.dtype.name}", file=say)
+    if ctx is not None:
+        print(f"distributed: {ctx.size} ranks, batches of {args.batch_size} split", file=say)
 
     def report(epoch: int, metrics: dict) -> None:
         line = f"epoch {epoch:>3}/{args.epochs}  cost {metrics['cost']:.4f}"
@@ -118,6 +126,10 @@ def train(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
         callbacks=[report],
+        distributed=ctx,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
     )
     seconds = time.perf_counter() - started
     result = {
@@ -135,16 +147,17 @@ def train(args: argparse.Namespace) -> int:
         "batch_size": history.meta["batch_size"],
         "train_examples": len(y_train),
         "test_examples": len(y_test),
+        "ranks": history.meta["ranks"],
     }
     print(
         f"test accuracy {result['test_accuracy']:.4f} ({len(y_test)} examples) after "
         f"{history.epochs} epochs, {seconds:.1f} s",
         file=say,
     )
-    if args.save:
+    if args.save and root:
         net.save(args.save)
         print(f"saved to {args.save}", file=say)
-    if args.json:
+    if args.json and root:
         print(json.dumps(result))
     return 0
 
@@ -281,6 +294,14 @@ def parser() -> argparse.ArgumentParser:
         help="print one JSON object with the results as the last line of stdout",
     )
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--distributed",
+        action="store_true",
+        help="train over the MPI job's ranks (implied when mpiexec started more than one)",
+    )
+    run.add_argument("--checkpoint", metavar="PATH", help="save the training state here")
+    run.add_argument("--checkpoint-every", type=int, default=1, metavar="N", help="epochs")
+    run.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     run.set_defaults(handler=train)
 
     check = commands.add_parser("gradcheck", help="compare backprop with numeric gradients")

@@ -26,7 +26,11 @@ FORMAT, VERSION = "gpunet", 1
 
 def save(net: Any, path: str | os.PathLike[str]) -> None:
     """Write `net` to path via a temporary file and a rename, so no reader sees half a file."""
-    path = Path(path)
+    write_arrays(path, model_arrays(net))
+
+
+def model_arrays(net: Any) -> dict[str, np.ndarray]:
+    """The file's arrays for `net`: its architecture as JSON, W1..WL and b1..bL."""
     architecture = {
         "format": FORMAT,
         "version": VERSION,
@@ -38,6 +42,12 @@ def save(net: Any, path: str | os.PathLike[str]) -> None:
     arrays = {"architecture": np.frombuffer(json.dumps(architecture).encode(), dtype=np.uint8)}
     arrays.update({f"W{l}": w for l, w in enumerate(weights, 1)})
     arrays.update({f"b{l}": b for l, b in enumerate(biases, 1)})
+    return arrays
+
+
+def write_arrays(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
+    """np.savez to path atomically: a temporary file beside it, then a rename."""
+    path = Path(path)
     # a fresh name beside the target, opened exclusively: the rename is then atomic, and
     # the file gets the umask's permissions (mkstemp would make it private)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")

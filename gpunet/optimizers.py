@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ._checks import check_positive, check_unit_interval
 
 
@@ -32,6 +34,26 @@ class Optimizer:
                 f"not {params.size}: use a new optimizer for another network"
             )
         self._size = params.size
+
+    def state(self, backend: Any) -> dict[str, np.ndarray]:
+        """The per-parameter state as NumPy arrays (empty before the first step): a checkpoint's."""
+        raise NotImplementedError
+
+    def load_state(self, backend: Any, params: Any, state: dict[str, np.ndarray]) -> None:
+        """Take back what `state` returned, for `params`, checked in full before any change."""
+        raise NotImplementedError
+
+    def _check_state(self, params: Any, state: dict[str, np.ndarray], keys: set[str]) -> None:
+        if set(state) not in (set(), keys):
+            raise ValueError(
+                f"state for a {self.name} optimizer must hold {', '.join(sorted(keys))} "
+                f"or nothing, got {', '.join(sorted(state)) or 'nothing'}"
+            )
+        self.attach(params)
+        for key, value in state.items():
+            shape = () if key == "steps" else params.shape
+            if np.shape(value) != shape:
+                raise ValueError(f"optimizer state {key} must have shape {shape}")
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -74,6 +96,14 @@ class SGD(Optimizer):
             n_weights,
         )
 
+    def state(self, backend):
+        return {} if self._velocity is None else {"velocity": backend.to_numpy(self._velocity)}
+
+    def load_state(self, backend, params, state):
+        self._check_state(params, state, {"velocity"})
+        velocity = state.get("velocity")
+        self._velocity = None if velocity is None else backend.asarray(velocity, params.dtype)
+
 
 class Adam(Optimizer):
     """Adam with bias correction and L2 weight decay on the weights, as torch.optim.Adam."""
@@ -115,6 +145,22 @@ class Adam(Optimizer):
             self.weight_decay,
             n_weights,
         )
+
+    def state(self, backend):
+        if self._moments is None:
+            return {}
+        first, second = (backend.to_numpy(moment) for moment in self._moments)
+        return {"first_moment": first, "second_moment": second, "steps": np.array(self._steps)}
+
+    def load_state(self, backend, params, state):
+        self._check_state(params, state, {"first_moment", "second_moment", "steps"})
+        if not state:
+            self._moments, self._steps = None, 0
+            return
+        self._moments = tuple(
+            backend.asarray(state[key], params.dtype) for key in ("first_moment", "second_moment")
+        )
+        self._steps = int(state["steps"])
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

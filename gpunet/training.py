@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ._checks import check_count
+from .checkpoint import read_checkpoint, restore, write_checkpoint
+from .distributed import Distributed, DistributedError, distributed_context
 from .optimizers import Optimizer, make_optimizer
 
 Callback = Callable[[int, dict], Any]
@@ -56,6 +61,10 @@ def fit(
     seed: int | None = None,
     progress: bool = True,
     callbacks: Sequence[Callback] | None = None,
+    distributed: bool | Distributed | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 1,
+    resume: bool = False,
 ) -> History:
     """Train `net` on rows of X with targets Y (labels (m,) or (m, n_L)); return the History.
 
@@ -63,6 +72,12 @@ def fit(
     smaller), shuffled by a generator seeded with `seed`. `validation=(X_val, Y_val)` is
     evaluated after every epoch. Each callback is called as callback(epoch, metrics)
     after every epoch; one that returns True stops training.
+
+    `distributed=True` (or a `Distributed`) trains over the ranks mpiexec launched: each
+    backpropagates its shard of every mini-batch and the gradients are averaged
+    (docs/distributed.md); only rank 0 shows progress and calls the callbacks. With
+    `checkpoint=path`, the state is saved there every `checkpoint_every` epochs (by rank
+    0), and `resume=True` continues from that file as if training had never stopped.
     """
     # every check first: a bad argument must leave the network untouched
     epochs = check_count("epochs", epochs)
@@ -81,6 +96,13 @@ def fit(
     for callback in callbacks:
         if not callable(callback):
             raise TypeError(f"callbacks must be callables, got {type(callback).__name__}")
+    checkpoint_every = check_count("checkpoint_every", checkpoint_every)
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs the checkpoint path to resume from")
+    ctx = distributed_context(distributed)
+    if ctx is not None:
+        ctx.check_batch_size(batch_size)
+    root = ctx is None or ctx.is_root  # the rank that shows, records and saves
 
     ops, n = net.backend, X.shape[0]
     batch_size = min(batch_size, n)
@@ -92,19 +114,28 @@ def fit(
         optimizer=repr(optimizer),
         batch_size=batch_size,
         examples=n,
+        ranks=1 if ctx is None else ctx.size,
     )
+    first = 1
+    if resume:
+        read = read_checkpoint if ctx is None else partial(ctx.from_root, read_checkpoint)
+        first = restore(read(checkpoint), net, optimizer, rng, history, epochs) + 1
     snapshot = ops.empty(net._params.shape, net.dtype)
     bar = tqdm(
         total=epochs * n,
         unit="ex",
         unit_scale=True,
-        disable=None if progress else True,  # None: only on a terminal
+        disable=None if progress and root else True,  # None: only on a terminal
         file=sys.stderr,
         leave=False,
         dynamic_ncols=True,
     )
-    with bar:
-        for epoch in range(1, epochs + 1):
+    # a rank that fails alone must take the job down; divergence and drift are seen by all
+    collective = (DivergenceError, DistributedError)
+    guard = contextlib.nullcontext() if ctx is None else ctx.abort_on_error(*collective)
+    with bar, guard:
+        bar.update((first - 1) * n)
+        for epoch in range(first, epochs + 1):
             bar.set_description(f"epoch {epoch}/{epochs}")
             ops.xp.copyto(snapshot, net._params)
             order = ops.asarray(rng.permutation(n) if shuffle else np.arange(n))
@@ -112,19 +143,28 @@ def fit(
             total, correct = 0.0, 0
             for start in range(0, n, batch_size):
                 batch = order[start : start + batch_size]
+                if ctx is not None:
+                    m, batch = batch.shape[0], batch[ctx.shard(batch.shape[0])]
                 ws = net._workspace(batch.shape[0])
                 ops.gather_rows(X, batch, out=ws.x)
                 ops.gather_rows(targets, batch, out=ws.y)
-                net._backpropagate(ws.x, ws.y, ws, cost_)
+                if batch.shape[0]:
+                    net._backpropagate(ws.x, ws.y, ws, cost_)
+                else:  # this rank's shard of a last batch smaller than the rank count
+                    net._grads.fill(0)
                 total += net._batch_cost(ws, ws.y, cost_)
                 if labels is not None:
                     correct += (net._classify(ws.activation[-1]) == labels[batch]).sum()
+                if ctx is not None:
+                    ctx.allreduce_gradients(net._grads, batch.shape[0] / m)
                 optimizer.step(ops, net._params, net._grads, net.n_weights)
                 bar.update(batch.shape[0])
             # the batch costs were taken before each step: the last step is checked by
             # feeding its batch forward once more
             net._feedforward(ws.x, ws)
             final = net._batch_cost(ws, ws.y, cost_)
+            if ctx is not None:
+                total, correct, final = ctx.sum([float(total), float(correct), float(final)])
             metrics = {
                 "cost": float(total) / n,  # the epoch's device-to-host reads
                 "accuracy": None if labels is None else float(correct) / n,
@@ -137,14 +177,26 @@ def fit(
                     f"{metrics['cost'] if not np.isfinite(metrics['cost']) else float(final)} "
                     f"(try a smaller learning rate); parameters restored to the start of the epoch"
                 )
+            if ctx is not None:
+                ctx.check_consistent(net._params, epoch)
             if validation is not None:
-                checked = net._evaluate(*validation, cost_)
+                checked = (
+                    net._evaluate(*validation, cost_)
+                    if ctx is None
+                    else ctx.evaluate(net, *validation, cost_)
+                )
                 metrics.update(
                     validation_cost=checked["cost"], validation_accuracy=checked["accuracy"]
                 )
             metrics.update(seconds=seconds, samples_per_second=n / seconds)
             history.append(metrics)
             bar.set_postfix(cost=f"{metrics['cost']:.4g}")
-            if any([callback(epoch, metrics) is True for callback in callbacks]):
+            stop = root and any([callback(epoch, metrics) is True for callback in callbacks])
+            if ctx is not None:
+                stop = ctx.broadcast(stop)  # rank 0's callbacks decide for all
+            due = epoch % checkpoint_every == 0 or epoch == epochs or stop
+            if checkpoint is not None and root and due:
+                write_checkpoint(checkpoint, net, optimizer, epoch, rng, history)
+            if stop:
                 break
     return history

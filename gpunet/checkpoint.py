@@ -1,0 +1,101 @@
+"""Checkpoints: all that `fit` needs to go on as if it had never stopped.
+
+A checkpoint is a model file (`gpunet.load` reads it) with more entries:
+    checkpoint     uint8 array holding UTF-8 JSON: {"epoch": e, "rng": the shuffling
+                   generator's state after epoch e, "history": the History's lists so far,
+                   "settings": what a resumed run must share (cost, optimizer, batch size,
+                   examples, dtype)}
+    optimizer.K    the optimizer's per-parameter state K (Optimizer.state)
+Written atomically (io.write_arrays); read with allow_pickle=False.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from .io import model_arrays, write_arrays
+
+# the History.meta entries a resumed run must match for its results to equal an
+# uninterrupted run's (the backend and the number of ranks may change)
+SETTINGS = ("dtype", "cost", "optimizer", "batch_size", "examples")
+PREFIX = "optimizer."
+
+
+def write_checkpoint(
+    path: str | os.PathLike[str],
+    net: Any,
+    optimizer: Any,
+    epoch: int,
+    rng: np.random.Generator,
+    history: Any,
+) -> None:
+    """Save net, optimizer state, epoch, generator state and History to path, atomically."""
+    record = {
+        "epoch": epoch,
+        "rng": rng.bit_generator.state,
+        "history": dict(history),
+        "settings": {key: history.meta[key] for key in SETTINGS},
+    }
+    arrays = model_arrays(net)
+    arrays["checkpoint"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
+    arrays.update({PREFIX + key: value for key, value in optimizer.state(net.backend).items()})
+    write_arrays(path, arrays)
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint's contents as host data: {'record': ..., 'arrays': {...}}."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        record = json.loads(bytes(arrays.pop("checkpoint")).decode())
+        architecture = json.loads(bytes(arrays.pop("architecture")).decode())
+    except FileNotFoundError:
+        raise
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as error:
+        raise ValueError(f"{os.fspath(path)} is not a gpunet checkpoint ({error})") from None
+    return {"record": record, "architecture": architecture, "arrays": arrays}
+
+
+def restore(
+    contents: dict[str, Any],
+    net: Any,
+    optimizer: Any,
+    rng: np.random.Generator,
+    history: Any,
+    epochs: int,
+) -> int:
+    """Load read_checkpoint's contents into net, optimizer, rng and history; return its epoch.
+
+    Everything is checked against this run first: a mismatch is a ValueError before any
+    change.
+    """
+    record, architecture, arrays = contents["record"], contents["architecture"], contents["arrays"]
+    ours = {"sizes": net.sizes, "activations": net.activation_names, "dtype": net.dtype.name}
+    theirs = {key: architecture.get(key) for key in ours}
+    if theirs != ours:
+        raise ValueError(f"checkpoint is of a network {theirs}, this one is {ours}")
+    for key in SETTINGS:
+        if record["settings"][key] != history.meta[key]:
+            raise ValueError(
+                f"checkpoint was written with {key} {record['settings'][key]!r}, "
+                f"this run has {history.meta[key]!r}: resuming would not continue that run"
+            )
+    epoch = record["epoch"]
+    if epoch > epochs:
+        raise ValueError(f"checkpoint is at epoch {epoch}, beyond epochs={epochs}")
+    layers = range(1, len(net.sizes))
+    weights = [arrays[f"W{l}"] for l in layers]
+    biases = [arrays[f"b{l}"] for l in layers]
+    state = {key[len(PREFIX) :]: value for key, value in arrays.items() if key.startswith(PREFIX)}
+    # the optimizer checks its state in full, then net.set_params its arrays: either
+    # refusal comes before the network changes
+    optimizer.load_state(net.backend, net._params, state)
+    net.set_params(weights, biases)
+    rng.bit_generator.state = record["rng"]
+    history.update(record["history"])
+    return epoch
