@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ._checks import check_count
+from .diagnostics import Recorder
 from .optimizers import Optimizer, make_optimizer
 
 Callback = Callable[[int, dict], Any]
+HISTORY_FORMAT = "gpunet-history-1"
 
 
 class DivergenceError(FloatingPointError):
@@ -40,6 +45,37 @@ class History(dict):
             if value is not None:
                 self.setdefault(key, []).append(value)
 
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the per-epoch lists and the meta as JSON (the input of `gpunet plot`)."""
+        text = json.dumps({"format": HISTORY_FORMAT, "meta": self.meta, "metrics": dict(self)})
+        Path(path).write_text(text + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> History:
+        """A History read from a file written by `save`; ValueError for anything else."""
+        try:
+            record = json.loads(Path(path).read_text())
+            if record.get("format") != HISTORY_FORMAT:
+                raise ValueError(f"format {record.get('format')!r}")
+            metrics, meta = record["metrics"], record["meta"]
+            if not (isinstance(metrics, dict) and isinstance(meta, dict)):
+                raise ValueError("metrics and meta must be objects")
+            if not all(isinstance(v, list) for v in metrics.values()):
+                raise ValueError("every metric must be a list of per-epoch values")
+        except FileNotFoundError:
+            raise
+        except (OSError, AttributeError, KeyError, ValueError) as error:
+            raise ValueError(f"{os.fspath(path)} is not a gpunet history file ({error})") from None
+        history = cls(**meta)
+        history.update(metrics)
+        return history
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Draw cost, accuracy and (when recorded) per-layer gradient norms into a PNG."""
+        from .plots import plot_histories
+
+        return plot_histories([self], path)
+
 
 def fit(
     net: Any,
@@ -56,13 +92,15 @@ def fit(
     seed: int | None = None,
     progress: bool = True,
     callbacks: Sequence[Callback] | None = None,
+    diagnostics: bool = False,
 ) -> History:
     """Train `net` on rows of X with targets Y (labels (m,) or (m, n_L)); return the History.
 
     Each epoch visits every example once in mini-batches of batch_size (the last may be
     smaller), shuffled by a generator seeded with `seed`. `validation=(X_val, Y_val)` is
     evaluated after every epoch. Each callback is called as callback(epoch, metrics)
-    after every epoch; one that returns True stops training.
+    after every epoch; one that returns True stops training. `diagnostics=True` adds the
+    per-layer statistics of gpunet.diagnostics to the History (read back once per epoch).
     """
     # every check first: a bad argument must leave the network untouched
     epochs = check_count("epochs", epochs)
@@ -81,6 +119,8 @@ def fit(
     for callback in callbacks:
         if not callable(callback):
             raise TypeError(f"callbacks must be callables, got {type(callback).__name__}")
+    if not isinstance(diagnostics, bool):
+        raise TypeError(f"diagnostics must be True or False, got {type(diagnostics).__name__}")
 
     ops, n = net.backend, X.shape[0]
     batch_size = min(batch_size, n)
@@ -92,7 +132,10 @@ def fit(
         optimizer=repr(optimizer),
         batch_size=batch_size,
         examples=n,
+        sizes=net.sizes,
+        activations=net.activation_names,
     )
+    recorder = Recorder(net) if diagnostics else None
     snapshot = ops.empty(net._params.shape, net.dtype)
     bar = tqdm(
         total=epochs * n,
@@ -119,7 +162,10 @@ def fit(
                 total += net._batch_cost(ws, ws.y, cost_)
                 if labels is not None:
                     correct += (net._classify(ws.activation[-1]) == labels[batch]).sum()
-                optimizer.step(ops, net._params, net._grads, net.n_weights)
+                if recorder is None:
+                    optimizer.step(ops, net._params, net._grads, net.n_weights)
+                else:
+                    recorder.step(ws, optimizer)
                 bar.update(batch.shape[0])
             # the batch costs were taken before each step: the last step is checked by
             # feeding its batch forward once more
@@ -143,6 +189,8 @@ def fit(
                     validation_cost=checked["cost"], validation_accuracy=checked["accuracy"]
                 )
             metrics.update(seconds=seconds, samples_per_second=n / seconds)
+            if recorder is not None:
+                metrics.update(recorder.epoch())
             history.append(metrics)
             bar.set_postfix(cost=f"{metrics['cost']:.4g}")
             if any([callback(epoch, metrics) is True for callback in callbacks]):
