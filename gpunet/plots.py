@@ -85,6 +85,9 @@ def plot_histories(
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.grid(alpha=0.3)
             if column == "gradient_norm":
+                # shared before plotting, so that the limits cover every row's norms
+                if gradient_axes:
+                    ax.sharey(gradient_axes[0])
                 gradient_axes.append(ax)
                 _plot_layers(ax, epochs, history.get("gradient_norm"))
                 continue
@@ -95,8 +98,6 @@ def plot_histories(
             if ax.lines:
                 ax.legend(fontsize="small")
         row[0].set_title(label, loc="left", fontsize="medium")
-    for ax in gradient_axes[1:]:
-        ax.sharey(gradient_axes[0])
     figure.tight_layout()
     return save_figure(figure, path)
 
