@@ -13,11 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from .plots import DPI, png_path
+from .plots import DPI, png_path, save_figure
 
 # what multiplies the incoming dC/dA^l in BP1/BP2: g'(Z^l), or the Jacobian for softmax
 DERIVATIVES = {
@@ -75,13 +74,11 @@ def draw_graph(
 
     width, height = figure_inches(layers)
     figure = Figure(figsize=(width, height), dpi=DPI)
-    FigureCanvasAgg(figure)
     chain = _panel(figure, width, height - CHAIN_INCHES, CHAIN_INCHES)
     _draw_chain(chain, net, cost_.name, width)
     detail = _panel(figure, width, 0.0, height - CHAIN_INCHES)
     _draw_layer(detail, net, cost_.name, layer, width)
-    figure.savefig(path, format="png", dpi=DPI)
-    return path
+    return save_figure(figure, path)
 
 
 def _panel(figure: Figure, width: float, bottom: float, height: float) -> Any:

@@ -7,6 +7,7 @@ import pytest
 from conftest import REFERENCE, assert_params_equal, seeded_rng
 
 import gpunet
+from gpunet.backends.cupy_backend import cupy_unavailable
 from gpunet.diagnostics import STATISTICS, TAIL, saturated_fraction
 
 DERIVATIVE = {
@@ -208,3 +209,37 @@ def test_loading_anything_else_is_a_value_error_naming_the_file(tmp_path, text):
 def test_loading_a_missing_history_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         gpunet.History.load(tmp_path / "missing.json")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(cupy_unavailable() is not None, reason=f"needs CUDA: {cupy_unavailable()}")
+def test_the_cupy_backend_records_the_numpy_statistics():
+    X, y = gpunet.datasets.digits()
+    histories = []
+    for backend in ("numpy", "cupy"):
+        net = gpunet.Network(
+            [64, 12, 12, 10],
+            ["sigmoid", "relu", "softmax"],
+            backend=backend,
+            dtype="float64",
+            seed=2,
+        )
+        histories.append(
+            net.fit(
+                X[:200],
+                y[:200],
+                epochs=2,
+                batch_size=20,
+                lr=0.3,
+                seed=1,
+                progress=False,
+                diagnostics=True,
+            )
+        )
+    on_host, on_device = histories
+    for key in STATISTICS:
+        for host_epoch, device_epoch in zip(on_host[key], on_device[key]):
+            for h, d in zip(host_epoch, device_epoch):
+                assert (h is None) == (d is None), key
+                if h is not None:
+                    assert d == pytest.approx(h, rel=1e-9, abs=1e-12), key
