@@ -1,4 +1,5 @@
-"""The `gpunet` command: train, gradcheck, bench, info. A thin layer over the library."""
+"""The `gpunet` command: train, gradcheck, bench, info, plot, graph, explain. A thin
+layer over the library."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from .activations import ACTIVATIONS
 from .backends import BACKENDS, BackendUnavailableError, select_backend
 from .costs import COSTS
 from .distributed import Distributed, launched_ranks
+from .explain import explain, time_gradients
 from .gradcheck import gradcheck
 from .network import DTYPES, INITS, Network
 from .optimizers import OPTIMIZERS, SGD, Adam
-from .training import DivergenceError
+from .training import DivergenceError, History
 
 
 def _int_list(text: str) -> list[int]:
@@ -130,6 +132,7 @@ def train(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
         resume=args.resume,
+        diagnostics=args.diagnostics,
     )
     seconds = time.perf_counter() - started
     result = {
@@ -157,12 +160,19 @@ def train(args: argparse.Namespace) -> int:
     if args.save and root:
         net.save(args.save)
         print(f"saved to {args.save}", file=say)
+    if args.history and root:
+        arguments = {key: value for key, value in vars(args).items() if key != "handler"}
+        history.meta.update(data=description, arguments=arguments)
+        history.save(args.history)
+        print(f"history written to {args.history}", file=say)
     if args.json and root:
         print(json.dumps(result))
     return 0
 
 
 def check_gradients(args: argparse.Namespace) -> int:
+    if args.timing:
+        return time_gradients_command(args)
     rng = np.random.default_rng(args.seed)
     net = Network(
         args.sizes, args.activations, backend=args.backend, dtype="float64", seed=args.seed
@@ -218,6 +228,58 @@ def bench(args: argparse.Namespace) -> int:
     if args.plot:
         throughput.plot(record, args.plot)
         print(f"wrote {args.plot}")
+    return 0
+
+
+def time_gradients_command(args: argparse.Namespace) -> int:
+    depth = len(args.sizes)
+    timings = time_gradients(
+        [[width] * depth for width in args.widths],
+        args.activations,
+        cost=args.cost,
+        samples=args.samples,
+        repeats=args.repeats,
+        backend=args.backend,
+        seed=args.seed,
+    )
+    print(
+        f"one backprop gradient against the numeric one (2 cost evaluations per parameter), "
+        f"{args.samples} examples, float64, best of {args.repeats}"
+    )
+    print(f"{'sizes':<18}{'parameters':>11}{'backprop s':>13}{'numeric s':>12}{'ratio':>10}")
+    for t in timings:
+        print(
+            f"{t.sizes!s:<18}{t.parameters:>11}{t.backprop_seconds:>13.3g}"
+            f"{t.numeric_seconds:>12.3g}{t.ratio:>10.0f}"
+        )
+    return 0
+
+
+def plot(args: argparse.Namespace) -> int:
+    from .plots import plot_histories  # matplotlib: imported only by the commands that draw
+
+    histories = [History.load(path) for path in args.histories]
+    output = args.output or Path(args.histories[0]).with_suffix(".png")
+    plot_histories(histories, output, labels=[Path(path).stem for path in args.histories])
+    print(f"plot written to {output}")
+    return 0
+
+
+def graph(args: argparse.Namespace) -> int:
+    from .graph import draw_graph
+
+    net = Network(args.sizes, args.activations, backend="numpy")
+    draw_graph(net, args.output, cost=args.cost, layer=args.layer)
+    print(f"graph of {net.sizes} {'/'.join(net.activation_names)} written to {args.output}")
+    return 0
+
+
+def explain_command(args: argparse.Namespace) -> int:
+    print(
+        explain(
+            args.x, args.y, args.w1, args.b1, args.w2, args.b2, cost=args.cost, backend=args.backend
+        )
+    )
     return 0
 
 
@@ -302,6 +364,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--checkpoint", metavar="PATH", help="save the training state here")
     run.add_argument("--checkpoint-every", type=int, default=1, metavar="N", help="epochs")
     run.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    run.add_argument("--history", metavar="PATH", help="write the History as JSON (for plot)")
+    run.add_argument(
+        "--diagnostics", action="store_true", help="record per-layer statistics in the History"
+    )
     run.set_defaults(handler=train)
 
     check = commands.add_parser("gradcheck", help="compare backprop with numeric gradients")
@@ -309,6 +375,14 @@ def parser() -> argparse.ArgumentParser:
     common(check, "tanh,softmax")
     check.add_argument("--samples", type=int, default=5)
     check.add_argument("--tolerance", type=float, default=1e-6)
+    check.add_argument(
+        "--timing",
+        action="store_true",
+        help="time the numeric gradient against one backprop pass, for networks of --sizes' "
+        "depth with every layer --widths wide",
+    )
+    check.add_argument("--widths", type=_int_list, default=[8, 16, 32, 64])
+    check.add_argument("--repeats", type=int, default=3, help="timings: best of this many")
     check.set_defaults(handler=check_gradients)
 
     measure = commands.add_parser(
@@ -357,6 +431,39 @@ def parser() -> argparse.ArgumentParser:
     measure.add_argument("--plot", metavar="PATH", help="write throughput curves as a PNG")
     measure.add_argument("--no-progress", action="store_true", help="no progress bar")
     measure.set_defaults(handler=bench)
+    draw = commands.add_parser("plot", help="plot training histories (from train --history)")
+    draw.add_argument("histories", nargs="+", metavar="HISTORY.json", help="one row each")
+    draw.add_argument("-o", "--output", help="the PNG (default: the first history's .png)")
+    draw.set_defaults(handler=plot)
+
+    chart = commands.add_parser("graph", help="draw a network's forward and backward graph")
+    chart.add_argument("--sizes", type=_int_list, default=[784, 30, 30, 10])
+    chart.add_argument(
+        "--activations",
+        type=_name_list,
+        default="sigmoid,sigmoid,softmax",
+        help=f"one name, or one per layer comma-separated: {', '.join(ACTIVATIONS)}",
+    )
+    chart.add_argument("--cost", choices=list(COSTS), default=None)
+    chart.add_argument("--layer", type=int, default=None, help="the layer drawn in detail")
+    chart.add_argument("-o", "--output", required=True, help="the PNG to write")
+    chart.set_defaults(handler=graph)
+
+    chain = commands.add_parser(
+        "explain", help="the notes' one-neuron chain: hand-derived partials, backprop, numeric"
+    )
+    for name, default in (
+        ("x", 1.0),
+        ("y", 0.0),
+        ("w1", 0.6),
+        ("b1", 0.9),
+        ("w2", 2.0),
+        ("b2", 2.0),
+    ):
+        chain.add_argument(f"--{name}", type=float, default=default)
+    chain.add_argument("--cost", choices=list(COSTS), default="quadratic")
+    chain.add_argument("--backend", choices=BACKENDS, default="auto")
+    chain.set_defaults(handler=explain_command)
 
     about = commands.add_parser("info", help="backend chosen and why, versions, device")
     about.add_argument("--backend", choices=BACKENDS, default="auto")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,10 +17,12 @@ from tqdm.auto import tqdm
 
 from ._checks import check_count
 from .checkpoint import read_checkpoint, restore, write_checkpoint
+from .diagnostics import Recorder
 from .distributed import Distributed, DistributedError, distributed_context
 from .optimizers import Optimizer, make_optimizer
 
 Callback = Callable[[int, dict], Any]
+HISTORY_FORMAT = "gpunet-history-1"
 
 
 class DivergenceError(FloatingPointError):
@@ -45,6 +49,37 @@ class History(dict):
             if value is not None:
                 self.setdefault(key, []).append(value)
 
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the per-epoch lists and the meta as JSON (the input of `gpunet plot`)."""
+        text = json.dumps({"format": HISTORY_FORMAT, "meta": self.meta, "metrics": dict(self)})
+        Path(path).write_text(text + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> History:
+        """A History read from a file written by `save`; ValueError for anything else."""
+        try:
+            record = json.loads(Path(path).read_text())
+            if record.get("format") != HISTORY_FORMAT:
+                raise ValueError(f"format {record.get('format')!r}")
+            metrics, meta = record["metrics"], record["meta"]
+            if not (isinstance(metrics, dict) and isinstance(meta, dict)):
+                raise ValueError("metrics and meta must be objects")
+            if not all(isinstance(v, list) for v in metrics.values()):
+                raise ValueError("every metric must be a list of per-epoch values")
+        except FileNotFoundError:
+            raise
+        except (OSError, AttributeError, KeyError, ValueError) as error:
+            raise ValueError(f"{os.fspath(path)} is not a gpunet history file ({error})") from None
+        history = cls(**meta)
+        history.update(metrics)
+        return history
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Draw cost, accuracy and (when recorded) per-layer gradient norms into a PNG."""
+        from .plots import plot_histories
+
+        return plot_histories([self], path)
+
 
 def fit(
     net: Any,
@@ -65,13 +100,15 @@ def fit(
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 1,
     resume: bool = False,
+    diagnostics: bool = False,
 ) -> History:
     """Train `net` on rows of X with targets Y (labels (m,) or (m, n_L)); return the History.
 
     Each epoch visits every example once in mini-batches of batch_size (the last may be
     smaller), shuffled by a generator seeded with `seed`. `validation=(X_val, Y_val)` is
     evaluated after every epoch. Each callback is called as callback(epoch, metrics)
-    after every epoch; one that returns True stops training.
+    after every epoch; one that returns True stops training. `diagnostics=True` adds the
+    per-layer statistics of gpunet.diagnostics to the History (read back once per epoch).
 
     `distributed=True` (or a `Distributed`) trains over the ranks mpiexec launched: each
     backpropagates its shard of every mini-batch and the gradients are averaged
@@ -103,6 +140,8 @@ def fit(
     if ctx is not None:
         ctx.check_batch_size(batch_size)
     root = ctx is None or ctx.is_root  # the rank that shows, records and saves
+    if not isinstance(diagnostics, bool):
+        raise TypeError(f"diagnostics must be True or False, got {type(diagnostics).__name__}")
 
     ops, n = net.backend, X.shape[0]
     batch_size = min(batch_size, n)
@@ -115,7 +154,10 @@ def fit(
         batch_size=batch_size,
         examples=n,
         ranks=1 if ctx is None else ctx.size,
+        sizes=net.sizes,
+        activations=net.activation_names,
     )
+    recorder = Recorder(net) if diagnostics else None
     first = 1
     if resume:
         read = read_checkpoint if ctx is None else partial(ctx.from_root, read_checkpoint)
@@ -157,7 +199,10 @@ def fit(
                     correct += (net._classify(ws.activation[-1]) == labels[batch]).sum()
                 if ctx is not None:
                     ctx.allreduce_gradients(net._grads, batch.shape[0] / m)
-                optimizer.step(ops, net._params, net._grads, net.n_weights)
+                if recorder is None:
+                    optimizer.step(ops, net._params, net._grads, net.n_weights)
+                else:
+                    recorder.step(ws, optimizer)
                 bar.update(batch.shape[0])
             # the batch costs were taken before each step: the last step is checked by
             # feeding its batch forward once more
@@ -189,6 +234,8 @@ def fit(
                     validation_cost=checked["cost"], validation_accuracy=checked["accuracy"]
                 )
             metrics.update(seconds=seconds, samples_per_second=n / seconds)
+            if recorder is not None:
+                metrics.update(recorder.epoch())
             history.append(metrics)
             bar.set_postfix(cost=f"{metrics['cost']:.4g}")
             stop = root and any([callback(epoch, metrics) is True for callback in callbacks])

@@ -1,0 +1,131 @@
+"""Training plots: cost, accuracy and per-layer gradient norms per epoch, as PNG files.
+
+Drawn with matplotlib's object API on the Agg canvas: no display, no pyplot state.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+# one panel is PANEL_INCHES · DPI = 480 × 340 pixels (exact in binary, so the PNG is too)
+DPI = 80
+PANEL_INCHES = (6.0, 4.25)
+
+
+def png_path(path: str | os.PathLike[str]) -> Path:
+    """`path` as a Path, checked to name a .png file in an existing directory."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or path, got {type(path).__name__}")
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"path must end in .png, got {os.fspath(path)!r}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"no directory {os.fspath(path.parent)!r} to write {path.name}")
+    return path
+
+
+def save_figure(figure: Figure, path: Path) -> Path:
+    """Render on the Agg canvas and write the PNG at the figure's exact pixel size."""
+    FigureCanvasAgg(figure)
+    figure.savefig(path, format="png", dpi=DPI)
+    return path
+
+
+def plot_histories(
+    histories: Sequence[Any],
+    path: str | os.PathLike[str],
+    labels: Sequence[str] | None = None,
+) -> Path:
+    """One row of panels per History: cost, accuracy, and per-layer gradient norms.
+
+    Cost and accuracy show the training and (when recorded) validation curves per epoch;
+    the accuracy column appears when any history has accuracies, the gradient column
+    when any recorded diagnostics: ‖dC/dW^l‖ (BP4) on a log scale, one line per layer,
+    sharing one y axis across rows so that networks can be compared. The PNG is
+    480 pixels wide per column and 340 high per row.
+    """
+    from .training import History
+
+    if isinstance(histories, History) or not isinstance(histories, (list, tuple)):
+        raise TypeError("histories must be a list of History objects")
+    if not histories:
+        raise ValueError("histories must hold at least one History")
+    for i, history in enumerate(histories):
+        if not isinstance(history, History):
+            raise TypeError(f"histories[{i}] must be a History, got {type(history).__name__}")
+        if not history.epochs:
+            raise ValueError(f"histories[{i}] has no epochs to plot")
+    if labels is None:
+        labels = [_describe(history) for history in histories]
+    elif len(labels) != len(histories):
+        raise ValueError(f"labels must name each of the {len(histories)} histories")
+    path = png_path(path)
+
+    columns = ["cost"]
+    if any("accuracy" in h for h in histories):
+        columns.append("accuracy")
+    if any("gradient_norm" in h for h in histories):
+        columns.append("gradient_norm")
+    width, height = PANEL_INCHES
+    figure = Figure(figsize=(width * len(columns), height * len(histories)), dpi=DPI)
+    axes = figure.subplots(len(histories), len(columns), squeeze=False)
+    gradient_axes = []
+    for row, (history, label) in zip(axes, zip(histories, labels)):
+        epochs = range(1, history.epochs + 1)
+        for ax, column in zip(row, columns):
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.grid(alpha=0.3)
+            if column == "gradient_norm":
+                # shared before plotting, so that the limits cover every row's norms
+                if gradient_axes:
+                    ax.sharey(gradient_axes[0])
+                gradient_axes.append(ax)
+                _plot_layers(ax, epochs, history.get("gradient_norm"))
+                continue
+            for key, name in ((column, "train"), (f"validation_{column}", "validation")):
+                if key in history:
+                    ax.plot(epochs, history[key], marker=".", label=name)
+            ax.set_ylabel(column)
+            if ax.lines:
+                ax.legend(fontsize="small")
+        row[0].set_title(label, loc="left", fontsize="medium")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def _plot_layers(ax: Any, epochs: range, norms: list[list[float]] | None) -> None:
+    """‖dC/dW^l‖ per epoch for each layer l, colored from the first layer to the last."""
+    ax.set_ylabel(r"$\|\partial C/\partial W^l\|$")
+    if not norms:
+        ax.text(0.5, 0.5, "no diagnostics recorded", ha="center", transform=ax.transAxes)
+        return
+    layers = len(norms[0])
+    for l in range(layers):
+        color = colormaps["viridis"](l / max(layers - 1, 1))
+        ax.plot(
+            epochs, [epoch[l] for epoch in norms], marker=".", color=color, label=f"layer {l + 1}"
+        )
+    ax.set_yscale("log")
+    ax.legend(fontsize="small", ncol=2)
+
+
+def _describe(history: Any) -> str:
+    """A row title from the History's meta: sizes, activations, cost and optimizer."""
+    meta = history.meta
+    parts = []
+    if "sizes" in meta:
+        parts.append(str(meta["sizes"]))
+    if "activations" in meta:
+        parts.append("/".join(meta["activations"]))
+    if "cost" in meta:
+        parts.append(meta["cost"])
+    return " ".join(parts) or "history"
