@@ -72,7 +72,7 @@ def gpunet_runner(net: Network, pool: Pool, cost: Cost, lr: float) -> Runner:
         ops.gather_rows(x, batch, out=ws.x)
         net._feedforward(ws.x, ws)
 
-    return Runner(train, infer, _backend_sync(net), ops.asarray)
+    return Runner(train, infer, _backend_sync(net), ops.asarray, net._params)
 
 
 def step_gemms(sizes: list[int], m: int, mode: str) -> list[tuple[int, int, int]]:

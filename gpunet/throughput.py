@@ -384,11 +384,10 @@ def _sweep_shape(
     largest = max(settings.batch_sizes)
     pool = make_pool(shape, pool_rows(largest), settings.dtype)
     budget = memory_available(backend.name)
-    rng = np.random.default_rng(1)
     for impl in implementations(settings.peers, backend.name):
         name = implementation_name(impl, backend.name)
         try:
-            runner = make_runner(impl, shape, pool, backend, settings.dtype)
+            runner: Runner | None = make_runner(impl, shape, pool, backend, settings.dtype)
         except PeerUnavailableError as why:
             for mode in settings.modes:
                 for batch_size in settings.batch_sizes:
@@ -397,36 +396,26 @@ def _sweep_shape(
                         progress(f"{shape_name} {mode} {name} {batch_size}: absent")
             continue
         for mode in settings.modes:
-            step = runner.train if mode == "train" else runner.infer
             previous: tuple[int, float] | None = None
             for batch_size in sorted(settings.batch_sizes):
                 cell = _cell(shape_name, mode, name, batch_size, "ok", None)
                 cells.append(cell)
                 if progress:
                     progress(f"{shape_name} {mode} {name} {batch_size}")
-                needed = cell_bytes(shape, batch_size, settings.dtype)
-                if needed > budget:
-                    cell.update(status="skipped", reason=f"needs ~{needed / 2**30:.1f} GiB")
+                why_not = _over_budget(settings, shape, batch_size, previous, budget)
+                if why_not:
+                    cell.update(status="skipped", reason=why_not)
                     continue
-                if previous is not None:
-                    # time grows at most linearly in the batch: a bound from the last cell
-                    estimate = previous[1] * batch_size / previous[0]
-                    planned = estimate * (WARMUP_STEPS + 1) + settings.repeats * max(
-                        estimate, settings.min_seconds
-                    )
-                    if planned > settings.max_seconds:
-                        cell.update(
-                            status="skipped",
-                            reason=f"estimated {planned:.0f} s over the {settings.max_seconds:g} s "
-                            f"budget ({estimate * 1e3:.3g} ms/step)",
-                        )
-                        continue
+                # every cell from the same initial parameters, and every implementation on
+                # the same batches: no cell inherits the drift of the ones before it
+                runner = runner or make_runner(impl, shape, pool, backend, settings.dtype)
+                rng = np.random.default_rng(batch_size)
                 rows = pool.x.shape[0]
                 batches = [
                     runner.indices(rng.permutation(rows)[:batch_size]) for _ in range(INDEX_BATCHES)
                 ]
                 seconds = time_steps(
-                    step,
+                    runner.train if mode == "train" else runner.infer,
                     batches,
                     runner.sync,
                     repeats=settings.repeats,
@@ -442,9 +431,46 @@ def _sweep_shape(
                     samples_per_second=batch_size / median,
                     flops_per_step=flops,
                     tflops=flops / median / 1e12,
+                    finite=_finite(runner.params),
                 )
                 previous = (batch_size, median)
+                runner = None
     _relate(cells, shape_name, backend.name)
+
+
+def _over_budget(
+    settings: Settings,
+    shape: Shape,
+    batch_size: int,
+    previous: tuple[int, float] | None,
+    memory: int,
+) -> str | None:
+    """Why a cell is skipped (memory, or its time estimated from the last cell), or None."""
+    needed = cell_bytes(shape, batch_size, settings.dtype)
+    if needed > memory:
+        return f"needs ~{needed / 2**30:.1f} GiB"
+    if previous is None:
+        return None
+    # time grows at most linearly in the batch: a bound from the last cell
+    estimate = previous[1] * batch_size / previous[0]
+    planned = estimate * (WARMUP_STEPS + 1) + settings.repeats * max(estimate, settings.min_seconds)
+    if planned > settings.max_seconds:
+        return (
+            f"estimated {planned:.0f} s over the {settings.max_seconds:g} s budget "
+            f"({estimate * 1e3:.3g} ms/step)"
+        )
+    return None
+
+
+def _finite(params: Any) -> bool | None:
+    """Whether a runner's parameters are all finite after its cell (None: it keeps none)."""
+    if params is None:
+        return None
+    if isinstance(params, (list, tuple)):
+        return all(_finite(p) for p in params)
+    if hasattr(params, "detach"):  # a torch tensor
+        return bool(params.detach().isfinite().all())
+    return bool(abs(params).max() < float("inf"))  # NaN compares false too
 
 
 def _cell(shape: str, mode: str, impl: str, batch_size: int, status: str, reason: str | None):
@@ -510,8 +536,9 @@ def table(record: dict[str, Any]) -> str:
                 continue
             ceiling = c.get("fraction_of_gemm_ceiling")
             torch_speed = c.get("speed_vs_torch")
+            diverged = " (diverged: timed on non-finite values)" if c["finite"] is False else ""
             lines.append(
-                f"| {c['batch_size']} | {c['impl']} | {c['samples_per_second']:,.0f} "
+                f"| {c['batch_size']} | {c['impl']}{diverged} | {c['samples_per_second']:,.0f} "
                 f"| {c['median_seconds'] * 1e3:.4g} | {c['tflops']:.3g} "
                 f"| {'' if ceiling is None else f'{100 * ceiling:.0f}%'} "
                 f"| {'' if torch_speed is None else f'{torch_speed:.2f}x'} |"

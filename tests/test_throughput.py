@@ -175,6 +175,7 @@ def test_run_records_every_cell_with_its_measures():
         flops = throughput.gemm_flops([784, 30, 10], cell["batch_size"], cell["mode"])
         assert cell["tflops"] == pytest.approx(flops / cell["median_seconds"] / 1e12)
         assert cell["fraction_of_gemm_ceiling"] > 0
+    assert {c["finite"] for c in cells} == {None, True}  # the ceiling keeps no parameters
     gemm = [c for c in cells if c["impl"] == "gemm-numpy"]
     assert all(c["fraction_of_gemm_ceiling"] == 1 for c in gemm)
     numeric = record["numeric_gradient"]
@@ -186,6 +187,30 @@ def test_run_records_every_cell_with_its_measures():
     environment = record["environment"]
     assert environment["numpy"] == np.__version__ and environment["blas"]["threads"] >= 1
     assert record["settings"]["batch_sizes"] == (1, 8)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
+def test_a_diverged_cell_is_flagged(monkeypatch):
+    monkeypatch.setattr(throughput, "LR", 1e38)
+    settings = small_settings(shapes=("mnist-mlp",), batch_sizes=(8,), modes=("train",), peers=())
+    record = throughput.run(settings)
+    (cell,) = [c for c in record["cells"] if c["impl"] == "gpunet-numpy"]
+    assert cell["finite"] is False
+    assert "gpunet-numpy (diverged" in throughput.table(record)
+
+
+def test_every_cell_starts_from_the_same_parameters(monkeypatch):
+    made = []
+    original = throughput.make_runner
+
+    def counting(*args):
+        made.append(args[0])
+        return original(*args)
+
+    monkeypatch.setattr(throughput, "make_runner", counting)
+    throughput.run(small_settings(batch_sizes=(1, 2, 3), peers=("loop",)))
+    # one runner per cell: 3 implementations x 2 modes x 3 batch sizes
+    assert sorted(made) == sorted(["gemm", "gpunet", "loop"] * 6)
 
 
 def test_cells_over_the_time_budget_are_skipped_with_the_estimate():
