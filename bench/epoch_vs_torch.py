@@ -330,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
                 "scipy": scipy.__version__,
                 "gpunet": gpunet.__version__,
             },
-            "numpy_blas": {k: v for k, v in blas.items() if k != "numpy_show_config"},
+            "numpy_blas": blas,
             "numpy_show_config": np.show_config(mode="dicts"),
             "torch_config": torch.__config__.show(),
             "gpunet_source": gpunet_source(),

@@ -12,6 +12,7 @@ from gpunet.peers import PeerUnavailableError
 from gpunet.throughput import (
     INDEX_BATCHES,
     SHAPES,
+    all_finite,
     gemm_flops,
     implementation_name,
     make_pool,
@@ -43,6 +44,8 @@ def test_throughput(benchmark, backend, shape, batch_size, mode, impl):
     benchmark(one_step)
     median = benchmark.stats.stats.median
     assert median > 0
+    # timings of a step that overflowed would measure arithmetic on inf and NaN
+    assert all_finite(runner.params) in (True, None)
     benchmark.extra_info.update(
         implementation=implementation_name(impl, backend),
         samples_per_second=batch_size / median,

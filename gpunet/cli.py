@@ -205,16 +205,15 @@ def bench(args: argparse.Namespace) -> int:
         max_seconds=args.max_seconds,
     )
     settings.check()  # before the clock starts: a typo should not cost a sweep
-    cells = len(settings.shapes) * len(settings.modes) * len(settings.batch_sizes)
     with tqdm(
-        total=cells * (2 + len(set(settings.peers) & {"torch", "loop"})),
         unit="cell",
         disable=True if args.no_progress else None,
         file=sys.stderr,
         leave=False,
     ) as bar:
 
-        def advance(label: str) -> None:
+        def advance(label: str, total: int) -> None:
+            bar.total = total
             bar.set_description(label)
             bar.update()
 

@@ -174,7 +174,7 @@ class PeerUnavailableError(RuntimeError):
 
 
 def torch_runner(
-    net: Network, pool: Pool, cost: Cost, lr: float, *, graphs: bool = False, tf32: bool = False
+    net: Network, pool: Pool, cost: Cost, lr: float, *, graphs: bool = False
 ) -> Runner:
     """The same network, cost and SGD in PyTorch, from the same initial parameters."""
     try:
@@ -186,8 +186,6 @@ def torch_runner(
         raise PeerUnavailableError("this PyTorch build has no usable CUDA device")
     if graphs and device != "cuda":
         raise PeerUnavailableError("CUDA graphs need a GPU")
-    if device == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = tf32
     dtype = getattr(torch, net.dtype.name)
     model, loss = _torch_model(torch, net, cost, device, dtype)
     x = torch.as_tensor(pool.x, dtype=dtype, device=device)

@@ -12,9 +12,11 @@ cannot run here is recorded as absent.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import datetime
+import gc
 import glob
 import hashlib
 import math
@@ -22,8 +24,9 @@ import os
 import platform
 import statistics
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -291,12 +294,47 @@ class Settings:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
 
 
-def _tf32(enabled: bool) -> None:
-    """cuBLAS's float32 GEMMs on tensor cores in TF32 (on), or in full float32 (off)."""
-    from cupy._core import _routines_linalg as linalg
+@contextlib.contextmanager
+def same_footing(backend_name: str, tf32: bool) -> Iterator[None]:
+    """PyTorch on as many threads as NumPy's BLAS, and cuBLAS's float32 GEMMs in TF32 (or
+    full float32) for CuPy and PyTorch alike; every global setting restored afterwards."""
+    undo: list[Callable[[], None]] = []
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        threads, allowed = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
+        undo.append(lambda: torch.set_num_threads(threads))
+        undo.append(lambda: setattr(torch.backends.cuda.matmul, "allow_tf32", allowed))
+        if backend_name == "numpy":
+            torch.set_num_threads(blas_threads())
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    if backend_name == "cupy":
+        from cupy._core import _routines_linalg as linalg
 
-    mode = linalg.COMPUTE_TYPE_TF32 if enabled else linalg.COMPUTE_TYPE_DEFAULT
-    linalg.set_compute_type(np.float32, mode)
+        previous = linalg.get_compute_type(np.float32)
+        undo.append(lambda: linalg.set_compute_type(np.float32, previous))
+        mode = linalg.COMPUTE_TYPE_TF32 if tf32 else linalg.COMPUTE_TYPE_DEFAULT
+        linalg.set_compute_type(np.float32, mode)
+    try:
+        yield
+    finally:
+        for restore in reversed(undo):
+            restore()
+
+
+def release_memory(backend_name: str) -> None:
+    """Hand cached device blocks back, so that the next cell's memory check sees them free."""
+    gc.collect()
+    if backend_name != "cupy":
+        return
+    import cupy
+
+    cupy.get_default_memory_pool().free_all_blocks()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 IMPLEMENTATIONS = ("gemm", "gpunet", "torch", "torch-graphs", "loop")
@@ -324,7 +362,7 @@ def make_runner(impl: str, shape: Shape, pool: Pool, backend: Any, dtype: str) -
     """A fresh network of `shape` (seed 0) and the runner of `impl` over it."""
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"unknown implementation {impl!r}; expected one of {IMPLEMENTATIONS}")
-    tf32 = dtype == "tf32"
+    tf32 = dtype == "tf32"  # a cuBLAS mode (see same_footing) on float32 arrays
     net = Network(
         shape.sizes, shape.activations, backend=backend, dtype="float32" if tf32 else dtype, seed=0
     )
@@ -332,16 +370,19 @@ def make_runner(impl: str, shape: Shape, pool: Pool, backend: Any, dtype: str) -
         return gemm_runner(net)
     cost = net._cost(None)
     if impl.startswith("torch"):
-        return torch_runner(net, pool, cost, LR, graphs=impl == "torch-graphs", tf32=tf32)
+        return torch_runner(net, pool, cost, LR, graphs=impl == "torch-graphs")
     return (gpunet_runner if impl == "gpunet" else loop_runner)(net, pool, cost, LR)
 
 
 def run(
     settings: Settings,
     *,
-    progress: Callable[[str], None] | None = None,
+    progress: Callable[[str, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Measure every cell of `settings`; return the record (environment, settings, cells)."""
+    """Measure every cell of `settings`; return the record (environment, settings, cells).
+
+    `progress(label, total)` is called as each cell starts, with the number of cells.
+    """
     settings.check()
     backend, reason = select_backend(settings.backend)
     if settings.dtype == "tf32" and backend.name != "cupy":
@@ -352,22 +393,11 @@ def run(
         "settings": {**vars(settings), "lr": LR, "warmup_steps": WARMUP_STEPS},
         "cells": [],
     }
-    threads = blas_threads()
-    if backend.name == "numpy":
-        try:
-            import torch
-
-            torch.set_num_threads(threads)  # the same threads as NumPy's BLAS
-        except ImportError:
-            pass
-    if settings.dtype == "tf32":
-        _tf32(True)
-    try:
+    total = len(settings.shapes) * len(settings.modes) * len(settings.batch_sizes)
+    total *= len(implementations(settings.peers, backend.name))
+    with same_footing(backend.name, settings.dtype == "tf32"):
         for shape_name in settings.shapes:
-            _sweep_shape(settings, shape_name, backend, record["cells"], progress)
-    finally:
-        if settings.dtype == "tf32":
-            _tf32(False)
+            _sweep_shape(settings, shape_name, backend, record["cells"], progress, total)
     if "numeric" in settings.peers:
         record["numeric_gradient"] = numeric_gradient_cost(backend.name)
     return record
@@ -378,12 +408,12 @@ def _sweep_shape(
     shape_name: str,
     backend: Any,
     cells: list[dict[str, Any]],
-    progress: Callable[[str], None] | None,
+    progress: Callable[[str, int], None] | None,
+    total: int,
 ) -> None:
     shape = SHAPES[shape_name]
     largest = max(settings.batch_sizes)
     pool = make_pool(shape, pool_rows(largest), settings.dtype)
-    budget = memory_available(backend.name)
     for impl in implementations(settings.peers, backend.name):
         name = implementation_name(impl, backend.name)
         try:
@@ -393,7 +423,7 @@ def _sweep_shape(
                 for batch_size in settings.batch_sizes:
                     cells.append(_cell(shape_name, mode, name, batch_size, "absent", str(why)))
                     if progress:
-                        progress(f"{shape_name} {mode} {name} {batch_size}: absent")
+                        progress(f"{shape_name} {mode} {name} {batch_size}: absent", total)
             continue
         for mode in settings.modes:
             previous: tuple[int, float] | None = None
@@ -401,8 +431,10 @@ def _sweep_shape(
                 cell = _cell(shape_name, mode, name, batch_size, "ok", None)
                 cells.append(cell)
                 if progress:
-                    progress(f"{shape_name} {mode} {name} {batch_size}")
-                why_not = _over_budget(settings, shape, batch_size, previous, budget)
+                    progress(f"{shape_name} {mode} {name} {batch_size}", total)
+                release_memory(backend.name)
+                memory = memory_available(backend.name)
+                why_not = _over_budget(settings, shape, batch_size, previous, memory)
                 if why_not:
                     cell.update(status="skipped", reason=why_not)
                     continue
@@ -431,7 +463,7 @@ def _sweep_shape(
                     samples_per_second=batch_size / median,
                     flops_per_step=flops,
                     tflops=flops / median / 1e12,
-                    finite=_finite(runner.params),
+                    finite=all_finite(runner.params),
                 )
                 previous = (batch_size, median)
                 runner = None
@@ -462,12 +494,12 @@ def _over_budget(
     return None
 
 
-def _finite(params: Any) -> bool | None:
+def all_finite(params: Any) -> bool | None:
     """Whether a runner's parameters are all finite after its cell (None: it keeps none)."""
     if params is None:
         return None
     if isinstance(params, (list, tuple)):
-        return all(_finite(p) for p in params)
+        return all(all_finite(p) for p in params)
     if hasattr(params, "detach"):  # a torch tensor
         return bool(params.detach().isfinite().all())
     return bool(abs(params).max() < float("inf"))  # NaN compares false too
@@ -501,14 +533,18 @@ def _relate(cells: list[dict[str, Any]], shape_name: str, backend_name: str) -> 
             cell["speed_vs_torch"] = torch_eager["median_seconds"] / cell["median_seconds"]
 
 
-def numeric_gradient_cost(backend_name: str, sizes: Sequence[int] = (64, 16, 10)) -> dict:
+def numeric_gradient_cost(
+    backend_name: str, sizes: Sequence[int] = (64, 16, 10), examples: int = 10
+) -> dict[str, Any]:
     """One backprop against the finite differences of `gradcheck`, on a small net.
 
     The notes' point: backprop costs about one forward and one backward pass; the numeric
     gradient costs two forward passes per parameter.
     """
-    (timing,) = time_gradients([list(sizes)], "sigmoid", backend=backend_name, repeats=5)
-    return {**dataclasses.asdict(timing), "examples": 10, "ratio": timing.ratio}
+    (timing,) = time_gradients(
+        [list(sizes)], "sigmoid", backend=backend_name, samples=examples, repeats=5
+    )
+    return {**dataclasses.asdict(timing), "examples": examples, "ratio": timing.ratio}
 
 
 # --- reporting ----------------------------------------------------------------------------

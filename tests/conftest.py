@@ -7,6 +7,7 @@ and costs are written out with plain NumPy formulas.
 from __future__ import annotations
 
 import math
+import struct
 import zlib
 from pathlib import Path
 
@@ -122,3 +123,11 @@ def valid_pairs() -> list[tuple[str, str]]:
         for cost, c in COSTS.items()
         if c.valid_outputs is None or output in c.valid_outputs
     ]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the PNG signature and IHDR chunk; an AssertionError otherwise."""
+    data = Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])

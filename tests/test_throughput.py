@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import png_size
 
 from gpunet import Network, throughput
 from gpunet.backends import NumpyBackend
@@ -40,13 +40,6 @@ def tiny_pool(activations: list[str], rows: int = 32, seed: int = 0) -> Pool:
 
 def tiny_net(activations: list[str]) -> Network:
     return Network(TINY["sizes"], activations, backend="numpy", dtype="float64", seed=3)
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    assert data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
 
 
 # --- counting ---------------------------------------------------------------------------
@@ -145,6 +138,15 @@ def test_time_steps_rotates_batches_and_syncs_inside_the_clock():
     assert set(seen) == {"a", "b", "c"}
     assert seen[throughput.WARMUP_STEPS + 1 :][:3] == ["a", "b", "c"]
     assert syncs[-1] == len(seen)  # the last step was waited for before the clock stopped
+
+
+def test_same_footing_matches_threads_and_restores_them():
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    torch.set_num_threads(1)
+    with throughput.same_footing("numpy", tf32=False):
+        assert torch.get_num_threads() == throughput.blas_threads()
+        assert torch.backends.cuda.matmul.allow_tf32 is False
+    assert torch.get_num_threads() == 1
 
 
 def small_settings(**changes) -> throughput.Settings:
