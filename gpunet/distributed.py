@@ -25,8 +25,12 @@ import numpy as np
 
 from ._checks import array_module
 
-# the variables launchers set for each rank: MPICH's hydra and Slurm's PMI, Open MPI
+# the variables launchers set for each rank with the job's size: MPICH's hydra and Slurm's
+# PMI-1/PMI-2 (srun --mpi=pmi2), Open MPI
 LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+# Slurm's PMIx plugin (srun --mpi=pmix) sets PMIX_RANK in each task but no size; srun gives
+# the step's size. SLURM_NTASKS is not enough: the batch script, outside srun, has it too.
+PMIX_SIZE_VARIABLES = ("PMIX_RANK", "SLURM_STEP_NUM_TASKS")
 
 
 class DistributedError(RuntimeError):
@@ -35,11 +39,27 @@ class DistributedError(RuntimeError):
 
 def launched_ranks() -> int:
     """The number of ranks mpiexec (or srun) started this process among; 1 outside a launcher."""
-    for name in LAUNCHER_SIZE_VARIABLES:
+    rank, size = PMIX_SIZE_VARIABLES
+    names = [*LAUNCHER_SIZE_VARIABLES, size] if rank in os.environ else LAUNCHER_SIZE_VARIABLES
+    for name in names:
         value = os.environ.get(name, "")
         if value.isdigit():
             return int(value)
     return 1
+
+
+def local_device(local_rank: int, local_ranks: int, devices: int) -> int:
+    """The GPU of the rank local_rank among local_ranks on one machine with `devices` GPUs.
+
+    NCCL refuses two ranks on one GPU, so more ranks than GPUs is a ValueError.
+    """
+    if local_ranks > devices:
+        raise ValueError(
+            f"{local_ranks} ranks on this machine but {devices} GPU(s): NCCL needs a GPU of "
+            f"its own for each rank; start at most {devices} rank(s) per machine, or train "
+            f"on CPU ranks (backend='numpy')"
+        )
+    return local_rank
 
 
 class Distributed:
@@ -56,16 +76,36 @@ class Distributed:
         self.comm = comm
         self.rank: int = comm.Get_rank()
         self.size: int = comm.Get_size()
-        # the rank among those on this machine picks the GPU
-        self.local_rank: int = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+        # the ranks on this machine: the rank among them picks the GPU; the communicator
+        # is needed for these two numbers only
+        local = comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.local_rank: int = local.Get_rank()
+        self.local_size: int = local.Get_size()
+        local.Free()
         self._nccl: Any = None
 
     @classmethod
     def from_mpi(cls, comm: Any = None) -> Distributed:
         """Join the job that mpiexec launched (MPI_COMM_WORLD unless `comm` is given).
 
-        Where CuPy has a GPU, this rank takes device local_rank mod the device count.
+        Call it before creating the Network: where CuPy has a GPU for every rank on this
+        machine, this rank makes GPU local_rank the current device, so that a CuPy network
+        is allocated there (fit checks it). With fewer GPUs than ranks the device is left
+        alone: CPU ranks still work, and fit refuses CuPy networks.
         """
+        context = cls._join(comm)
+        from .backends.cupy_backend import cupy_unavailable
+
+        if cupy_unavailable() is None:
+            import cupy
+
+            if context.local_size <= cupy.cuda.runtime.getDeviceCount():
+                cupy.cuda.Device(context.local_rank).use()
+        return context
+
+    @classmethod
+    def _join(cls, comm: Any) -> Distributed:
+        """The context of `comm` (MPI_COMM_WORLD for None), leaving the current device alone."""
         try:
             from mpi4py import MPI
         except ImportError:
@@ -74,17 +114,22 @@ class Distributed:
             ) from None
         if comm is not None and not isinstance(comm, MPI.Comm):
             raise TypeError(f"comm must be an mpi4py communicator, got {type(comm).__name__}")
-        context = cls(MPI.COMM_WORLD if comm is None else comm)
-        context._use_local_device()
-        return context
+        return cls(MPI.COMM_WORLD if comm is None else comm)
 
-    def _use_local_device(self) -> None:
-        from .backends.cupy_backend import cupy_unavailable
+    def close(self) -> None:
+        """Destroy the NCCL communicator, if one was made; fit closes the contexts it creates.
 
-        if cupy_unavailable() is None:
-            import cupy
+        The context stays usable: a later GPU all-reduce makes a new communicator.
+        """
+        if self._nccl is not None:
+            self._nccl.destroy()
+            self._nccl = None
 
-            cupy.cuda.Device(self.local_rank % cupy.cuda.runtime.getDeviceCount()).use()
+    def __enter__(self) -> Distributed:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.close()
 
     @property
     def is_root(self) -> bool:
@@ -100,6 +145,26 @@ class Distributed:
             raise ValueError(
                 f"batch_size ({batch_size}) must be divisible by the number of ranks "
                 f"({self.size}): each rank takes batch_size/{self.size} examples of every batch"
+            )
+
+    def check_device(self, params: Any) -> None:
+        """ValueError unless CuPy params are on this rank's GPU (local_rank), the current one.
+
+        NCCL runs on the current device, one GPU per rank; a network created before the
+        context is on whichever GPU was current then, typically GPU 0 on every rank.
+        """
+        if array_module(params) is np:
+            return
+        import cupy
+
+        gpu = local_device(self.local_rank, self.local_size, cupy.cuda.runtime.getDeviceCount())
+        current = cupy.cuda.Device().id
+        if params.device.id != gpu or current != gpu:
+            raise ValueError(
+                f"rank {self.rank} trains on GPU {gpu} (its local rank), but the network is on "
+                f"GPU {params.device.id} and GPU {current} is current: create the Distributed "
+                f"context (Distributed.from_mpi()) before the Network, so that the network is "
+                f"allocated on the rank's own GPU"
             )
 
     def shard(self, m: int) -> slice:
@@ -142,6 +207,12 @@ class Distributed:
         buffer = np.array(values, dtype=np.float64)
         self.comm.Allreduce(self._mpi.IN_PLACE, buffer, op=self._mpi.SUM)
         return buffer.tolist()
+
+    def any(self, flags: Any) -> np.ndarray:
+        """Elementwise logical or over the ranks of a host array of flags."""
+        buffer = np.array(flags, dtype=np.uint8)  # a copy: the reduction is in place
+        self.comm.Allreduce(self._mpi.IN_PLACE, buffer, op=self._mpi.MAX)
+        return buffer.astype(bool)
 
     def broadcast(self, value: Any) -> Any:
         """Rank 0's value, on every rank."""
@@ -213,11 +284,15 @@ class Distributed:
 
 
 def distributed_context(distributed: Any) -> Distributed | None:
-    """fit's `distributed` argument as a context: True joins MPI, False or None is none."""
+    """fit's `distributed` argument as a context: True joins MPI, False or None is none.
+
+    The context made for True is fit's own, to close when training ends.
+    """
     if isinstance(distributed, Distributed) or distributed is None:
         return distributed
     if isinstance(distributed, bool):
-        return Distributed.from_mpi() if distributed else None
+        # no device switch: the network already lives where it was created (check_device)
+        return Distributed._join(None) if distributed else None
     raise TypeError(
         f"distributed must be True, False, None or a Distributed, got {type(distributed).__name__}"
     )

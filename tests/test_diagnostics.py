@@ -8,7 +8,7 @@ from conftest import REFERENCE, assert_params_equal, seeded_rng
 
 import gpunet
 from gpunet.backends.cupy_backend import cupy_unavailable
-from gpunet.diagnostics import STATISTICS, TAIL, saturated_fraction
+from gpunet.diagnostics import STATISTICS, TAIL, tail_count
 
 DERIVATIVE = {
     "sigmoid": lambda a: a * (1 - a),
@@ -52,6 +52,8 @@ def reference_statistics(weights, biases, names, X, Y, lr, batch_size):
             w -= lr * g
             b -= lr * d.sum(axis=1)
     means = {key: np.mean([s[key] for s in steps], axis=0) for key in steps[0]}
+    # delta's norm is the root mean square over the batches
+    means["delta_norm"] = np.sqrt(np.mean([np.square(s["delta_norm"]) for s in steps], axis=0))
     means["weight_norm"] = [np.linalg.norm(w) for w in weights]
     return means
 
@@ -155,9 +157,10 @@ def test_diagnostics_must_be_a_bool_and_nothing_changes_before_the_error():
     assert_params_equal(before, net.get_params())
 
 
-def test_saturated_fraction_rejects_other_activations():
-    with pytest.raises(ValueError, match="gelu"):
-        saturated_fraction(np, "gelu", np.zeros((2, 2)))
+def test_tail_count_rejects_activations_without_tails():
+    for name in ("relu", "gelu"):
+        with pytest.raises(ValueError, match=name):
+            tail_count(np, name, np.zeros((2, 2)))
 
 
 # --- History files --------------------------------------------------------------------
