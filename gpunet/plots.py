@@ -61,6 +61,10 @@ def plot_histories(
             raise TypeError(f"histories[{i}] must be a History, got {type(history).__name__}")
         if not history.epochs:
             raise ValueError(f"histories[{i}] has no epochs to plot")
+        try:
+            history.check()
+        except ValueError as error:
+            raise ValueError(f"histories[{i}]: {error}") from None
     if labels is None:
         labels = [_describe(history) for history in histories]
     elif len(labels) != len(histories):

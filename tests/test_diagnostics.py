@@ -200,6 +200,7 @@ def test_history_round_trips_through_json_with_its_meta(tmp_path):
         '{"format": "gpunet-history-1", "meta": {}}',
         '{"format": "gpunet-history-1", "meta": [], "metrics": {}}',
         '{"format": "gpunet-history-1", "meta": {}, "metrics": {"cost": 1.0}}',
+        '{"format": "gpunet-history-1", "meta": {}, "metrics": {"cost": [1], "seconds": [1, 2]}}',
     ],
 )
 def test_loading_anything_else_is_a_value_error_naming_the_file(tmp_path, text):
@@ -207,6 +208,31 @@ def test_loading_anything_else_is_a_value_error_naming_the_file(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ValueError, match=r"bad\.json is not a gpunet history file"):
         gpunet.History.load(path)
+
+
+def test_history_check_wants_one_entry_per_epoch_in_every_list():
+    history = trained_history(diagnostics=False)
+    history.check()
+    history["gradient_norm"] = [[1.0, 2.0]]  # recorded for one epoch of two
+    with pytest.raises(ValueError, match="'gradient_norm' has 1 entries for 2 epochs"):
+        history.check()
+
+
+def test_saving_replaces_the_file_whole_or_not_at_all(tmp_path, monkeypatch):
+    path = tmp_path / "h.json"
+    path.write_text("the old file")
+    history = trained_history(diagnostics=False)
+
+    def interrupted(source, target):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(gpunet.io.os, "replace", interrupted)
+    with pytest.raises(OSError, match="disk full"):
+        history.save(path)
+    assert path.read_text() == "the old file" and list(tmp_path.iterdir()) == [path]
+    monkeypatch.undo()
+    history.save(path)
+    assert gpunet.History.load(path) == history and list(tmp_path.iterdir()) == [path]
 
 
 def test_loading_a_missing_history_is_file_not_found(tmp_path):

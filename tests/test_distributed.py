@@ -221,6 +221,27 @@ def test_launched_ranks_reads_the_launchers_variables(variables, ranks, monkeypa
     assert launched_ranks() == ranks
 
 
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"diagnostics": "yes"}, "diagnostics must be True or False"),
+        ({"checkpoint": "run.npz", "resume": 1}, "resume must be True or False"),
+        ({"checkpoint": 3}, "checkpoint must be a str or path"),
+        ({"epochs": 1.0}, "epochs must be an integer"),
+    ],
+)
+def test_bad_arguments_are_refused_before_mpi_starts(small_data, monkeypatch, options, message):
+    def join(cls, comm):
+        raise AssertionError("MPI joined before the arguments were checked")
+
+    monkeypatch.setattr(Distributed, "_join", classmethod(join))
+    X, y, _ = small_data
+    net = gpunet.Network([3, 2], "softmax", seed=0)
+    settings = {"epochs": 1, "batch_size": 2, "lr": 0.1, "distributed": True, **options}
+    with pytest.raises(TypeError, match=message):
+        net.fit(X, y, **settings)
+
+
 def test_distributed_must_be_a_flag_or_a_context(small_data):
     X, y, _ = small_data
     net = gpunet.Network([3, 2], "softmax", seed=0)
