@@ -48,18 +48,18 @@ def launched_ranks() -> int:
     return 1
 
 
-def local_device(local_rank: int, local_ranks: int, devices: int) -> int:
-    """The GPU of the rank local_rank among local_ranks on one machine with `devices` GPUs.
-
-    NCCL refuses two ranks on one GPU, so more ranks than GPUs is a ValueError.
-    """
-    if local_ranks > devices:
-        raise ValueError(
-            f"{local_ranks} ranks on this machine but {devices} GPU(s): NCCL needs a GPU of "
-            f"its own for each rank; start at most {devices} rank(s) per machine, or train "
-            f"on CPU ranks (backend='numpy')"
-        )
-    return local_rank
+def check_one_gpu_per_rank(gpus: Sequence[Any]) -> None:
+    """ValueError when two ranks would share a GPU: gpus[r] identifies rank r's physical GPU
+    (its machine and PCI bus id). NCCL refuses two ranks on one GPU."""
+    first: dict[Any, int] = {}
+    for rank, gpu in enumerate(gpus):
+        if gpu in first:
+            raise ValueError(
+                f"ranks {first[gpu]} and {rank} would share the GPU {gpu}: NCCL needs a GPU of "
+                f"its own for each rank; start at most as many ranks on a machine as it has "
+                f"GPUs, or train on CPU ranks (backend='numpy')"
+            )
+        first[gpu] = rank
 
 
 class Distributed:
@@ -88,10 +88,10 @@ class Distributed:
     def from_mpi(cls, comm: Any = None) -> Distributed:
         """Join the job that mpiexec launched (MPI_COMM_WORLD unless `comm` is given).
 
-        Call it before creating the Network: where CuPy has a GPU for every rank on this
-        machine, this rank makes GPU local_rank the current device, so that a CuPy network
-        is allocated there (fit checks it). With fewer GPUs than ranks the device is left
-        alone: CPU ranks still work, and fit refuses CuPy networks.
+        Call it before creating the Network: where CuPy has GPUs, this rank makes GPU
+        local_rank mod the GPU count current (its own GPU when the machine has one per
+        rank, or when each rank sees just its own, as CUDA_VISIBLE_DEVICES may arrange),
+        so that a CuPy network is allocated there. fit checks it (check_device).
         """
         context = cls._join(comm)
         from .backends.cupy_backend import cupy_unavailable
@@ -99,8 +99,7 @@ class Distributed:
         if cupy_unavailable() is None:
             import cupy
 
-            if context.local_size <= cupy.cuda.runtime.getDeviceCount():
-                cupy.cuda.Device(context.local_rank).use()
+            cupy.cuda.Device(context.local_rank % cupy.cuda.runtime.getDeviceCount()).use()
         return context
 
     @classmethod
@@ -148,24 +147,36 @@ class Distributed:
             )
 
     def check_device(self, params: Any) -> None:
-        """ValueError unless CuPy params are on this rank's GPU (local_rank), the current one.
+        """ValueError on every rank unless each rank's CuPy params are on the GPU from_mpi
+        chose for it, the current one, and no two ranks share a GPU. A collective.
 
-        NCCL runs on the current device, one GPU per rank; a network created before the
-        context is on whichever GPU was current then, typically GPU 0 on every rank.
+        A network created before the context is on whichever GPU was current then,
+        typically GPU 0 on every rank; NCCL runs on the current device, one GPU per rank.
         """
         if array_module(params) is np:
             return
         import cupy
 
-        gpu = local_device(self.local_rank, self.local_size, cupy.cuda.runtime.getDeviceCount())
+        gpu = self.local_rank % cupy.cuda.runtime.getDeviceCount()
         current = cupy.cuda.Device().id
+        misplaced = None
         if params.device.id != gpu or current != gpu:
+            misplaced = (
+                f"rank {self.rank}'s network is on GPU {params.device.id}, GPU {current} is "
+                f"current, its GPU is {gpu}"
+            )
+        # every rank learns of every problem, so that all raise alike instead of some waiting
+        views = self.comm.allgather(
+            (misplaced, self._mpi.Get_processor_name(), cupy.cuda.Device(gpu).pci_bus_id)
+        )
+        problems = [problem for problem, *_ in views if problem is not None]
+        if problems:
             raise ValueError(
-                f"rank {self.rank} trains on GPU {gpu} (its local rank), but the network is on "
-                f"GPU {params.device.id} and GPU {current} is current: create the Distributed "
-                f"context (Distributed.from_mpi()) before the Network, so that the network is "
+                f"{'; '.join(problems)}: create the Distributed context "
+                f"(Distributed.from_mpi()) before the Network, so that the network is "
                 f"allocated on the rank's own GPU"
             )
+        check_one_gpu_per_rank([(machine, bus) for _, machine, bus in views])
 
     def shard(self, m: int) -> slice:
         """This rank's contiguous part of m examples, [⌊r·m/K⌋, ⌊(r+1)·m/K⌋)."""

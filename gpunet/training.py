@@ -124,12 +124,14 @@ def fit(
 
     `distributed=True` (or a `Distributed`) trains over the ranks mpiexec launched: each
     backpropagates its shard of every mini-batch and the gradients are averaged
-    (docs/distributed.md); only rank 0 shows progress and calls the callbacks. With
+    (docs/distributed.md); only rank 0 shows progress and calls the callbacks. A CuPy
+    network must be on its rank's GPU: make the `Distributed.from_mpi()` context before
+    the network (True joins MPI here, after the network was made, and moves nothing). With
     `checkpoint=path`, the state is saved there every `checkpoint_every` epochs (by rank
     0), and `resume=True` continues from that file as if training had never stopped.
     """
     # every check first: a bad argument must leave the network and the optimizer untouched,
-    # and must be seen before MPI starts or a device is chosen
+    # and must be seen before MPI starts
     epochs = check_count("epochs", epochs)
     batch_size = check_count("batch_size", batch_size)
     optimizer = make_optimizer(optimizer, lr)

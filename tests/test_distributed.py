@@ -20,7 +20,7 @@ import pytest
 import gpunet
 from gpunet import cli
 from gpunet.diagnostics import STATISTICS
-from gpunet.distributed import Distributed, launched_ranks, local_device
+from gpunet.distributed import Distributed, check_one_gpu_per_rank, launched_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(mpi_worker.__file__)
@@ -249,16 +249,14 @@ def test_distributed_must_be_a_flag_or_a_context(small_data):
         net.fit(X, y, epochs=1, batch_size=2, lr=0.1, distributed="yes")
 
 
-@pytest.mark.parametrize(
-    ("local_rank", "local_ranks", "devices"), [(0, 1, 1), (1, 2, 2), (2, 3, 8)]
-)
-def test_each_local_rank_takes_its_own_gpu(local_rank, local_ranks, devices):
-    assert local_device(local_rank, local_ranks, devices) == local_rank
+def test_ranks_on_distinct_gpus_pass():
+    check_one_gpu_per_rank([("a", "0000:01:00.0"), ("a", "0000:02:00.0"), ("b", "0000:01:00.0")])
 
 
-def test_more_local_ranks_than_gpus_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"3 ranks on this machine but 2 GPU\(s\): NCCL needs"):
-        local_device(0, 3, 2)
+def test_two_ranks_on_one_gpu_is_a_clear_error():
+    gpus = [("a", "0000:01:00.0"), ("a", "0000:02:00.0"), ("a", "0000:01:00.0")]
+    with pytest.raises(ValueError, match=r"ranks 0 and 2 would share the GPU .*NCCL needs"):
+        check_one_gpu_per_rank(gpus)
 
 
 class OneRank:
