@@ -114,7 +114,8 @@ class Recorder:
         self._steps += 1
 
     def epoch(self) -> dict[str, list[float | None]]:
-        """The epoch's statistics, read back to the host in one transfer; resets the sums."""
+        """The epoch's statistics, read back to the host in two transfers (the sums and
+        the relu flags), reduced over the ranks under a context; resets the sums."""
         ops, sums, steps = self.net.backend, self._sums, self._steps
         for i, w in enumerate(self.net.weights):
             sums[4, i] = ops.xp.linalg.norm(w)
