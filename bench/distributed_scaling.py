@@ -4,8 +4,9 @@ and the ring all-reduce model of docs/distributed.md applied to the bench shapes
     PYTHONPATH=. python bench/distributed_scaling.py --json bench/results/distributed_cpu.json
 
 launches `mpiexec -n K` of itself (--worker) for each rank count, one BLAS thread per
-rank. Each worker runs the training step of `gpunet.training.fit` (gather its shard,
-BP1–BP4, all-reduce, SGD step) on synthetic data and times compute and all-reduce apart.
+rank. Each worker runs `gpunet.training.train_step`, the step of `fit` (gather its shard,
+BP1–BP4, all-reduce, SGD step), on synthetic data, timing the step and the all-reduce
+within it. The shapes are the throughput benchmark's (gpunet.throughput.SHAPES).
 """
 
 from __future__ import annotations
@@ -18,16 +19,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-SHAPES = {
-    "nielsen": ([784, 30, 10], "sigmoid"),
-    "mnist-mlp": ([784, 256, 256, 10], ["relu", "relu", "softmax"]),
-    "wide": ([1024, 4096, 4096, 1024], ["relu", "relu", "softmax"]),
-    # 784 inputs and 10 outputs assumed around the 8 hidden layers of 64
-    "narrow-deep": ([784, *[64] * 8, 10], ["relu"] * 8 + ["softmax"]),
-}
+from gpunet.throughput import SHAPES
+
 MEASURED = ("nielsen", "mnist-mlp")
 # (bandwidth bytes/s, per-step latency s) of each link, as in docs/distributed.md
 LINKS = {
@@ -39,10 +36,6 @@ LINKS = {
 GPU_FLOPS = 30e12  # assumed achieved float32 rate of one GPU rank (not measured here)
 
 
-def n_parameters(sizes: list[int]) -> int:
-    return sum(n * k + n for n, k in zip(sizes[1:], sizes[:-1]))
-
-
 def ring_allreduce_seconds(size_bytes: float, ranks: int, bandwidth: float, latency: float):
     """2(K−1)/K · bytes/bandwidth + 2(K−1) · latency."""
     return 2 * (ranks - 1) / ranks * size_bytes / bandwidth + 2 * (ranks - 1) * latency
@@ -51,9 +44,11 @@ def ring_allreduce_seconds(size_bytes: float, ranks: int, bandwidth: float, late
 def model(ranks: int = 8) -> dict:
     """All-reduce time per step and the per-rank batch above which weak scaling is ≥ 90%
     efficient, t_c(b) = 6·P·b / F ≥ 9·t_allreduce, for float32 buffers."""
+    from gpunet import Network
+
     table = {}
-    for name, (sizes, _) in SHAPES.items():
-        P = n_parameters(sizes)
+    for name, shape in SHAPES.items():
+        P = Network(shape.sizes, shape.activations, backend="numpy").n_parameters
         row = {"parameters": P, "bytes": 4 * P, "links": {}}
         for link, (bandwidth, latency) in LINKS.items():
             seconds = ring_allreduce_seconds(4 * P, ranks, bandwidth, latency)
@@ -65,40 +60,49 @@ def model(ranks: int = 8) -> dict:
     return {"ranks": ranks, "gpu_flops": GPU_FLOPS, "shapes": table}
 
 
+class TimedAllreduce:
+    """A Distributed context whose all-reduce is timed, for train_step: the seconds of the
+    last one, wait for the slowest rank included."""
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx, self.seconds = ctx, 0.0
+
+    def allreduce_gradients(self, grads: Any, weight: float) -> None:
+        started = time.perf_counter()
+        self.ctx.allreduce_gradients(grads, weight)
+        self.seconds = time.perf_counter() - started
+
+
 def worker(args: argparse.Namespace) -> None:
     import gpunet
     from gpunet.distributed import Distributed
+    from gpunet.training import train_step
 
     ctx = Distributed.from_mpi()
-    sizes, activations = SHAPES[args.shape]
-    net = gpunet.Network(sizes, activations, backend="numpy", seed=0)
+    shape = SHAPES[args.shape]
+    net = gpunet.Network(shape.sizes, shape.activations, backend="numpy", seed=0)
     global_batch = args.batch * ctx.size if args.mode == "weak" else args.batch
     rng = np.random.default_rng(0)
-    X = rng.random((global_batch * 4, sizes[0]), dtype=np.float32)
-    targets = np.eye(sizes[-1], dtype=np.float32)[rng.integers(0, sizes[-1], len(X))]
+    X = rng.random((global_batch * 4, shape.sizes[0]), dtype=np.float32)
+    outputs = shape.sizes[-1]
+    targets = np.eye(outputs, dtype=np.float32)[rng.integers(0, outputs, len(X))]
     cost, optimizer = net._cost(None), gpunet.SGD(0.01)
-    part = ctx.shard(global_batch)
-    ws = net._workspace(part.stop - part.start)
-    compute, allreduce = [], []
+    part, timed = ctx.shard(global_batch), TimedAllreduce(ctx)
+    steps, allreduce = [], []
     for step in range(args.warmup + args.steps):
         batch = np.arange(step % 4 * global_batch, (step % 4 + 1) * global_batch)[part]
         ctx.comm.Barrier()  # steps start together, so a slow rank shows as all-reduce wait
         started = time.perf_counter()
-        net.backend.gather_rows(X, batch, out=ws.x)
-        net.backend.gather_rows(targets, batch, out=ws.y)
-        net._backpropagate(ws.x, ws.y, ws, cost)
-        computed = time.perf_counter()
-        ctx.allreduce_gradients(net._grads, len(batch) / global_batch)
-        reduced = time.perf_counter()
-        optimizer.step(net.backend, net._params, net._grads, net.n_weights)
-        compute.append(computed - started + time.perf_counter() - reduced)
-        allreduce.append(reduced - computed)
-    # a step lasts as long as its slowest rank: the maxima over ranks, then the median step
-    times = np.array([compute[args.warmup :], allreduce[args.warmup :]])
+        train_step(net, X, targets, batch, cost, optimizer, ctx=timed, m=global_batch)
+        steps.append(time.perf_counter() - started)
+        allreduce.append(timed.seconds)
+    # a step lasts as long as its slowest rank's own compute + all-reduce: the maxima over
+    # ranks of each (compute, all-reduce and their sum apart), then the median step
+    steps_s, allreduce_s = np.array(steps[args.warmup :]), np.array(allreduce[args.warmup :])
+    times = np.array([steps_s - allreduce_s, allreduce_s, steps_s])
     ctx.comm.Allreduce(ctx._mpi.IN_PLACE, times, op=ctx._mpi.MAX)
     if ctx.is_root:
-        compute_s, allreduce_s = np.median(times, axis=1)
-        step_s = float(np.median(times.sum(axis=0)))
+        compute_s, allreduce_s, step_s = np.median(times, axis=1)
         print(
             json.dumps(
                 {
@@ -108,8 +112,8 @@ def worker(args: argparse.Namespace) -> None:
                     "batch_per_rank": part.stop - part.start,
                     "global_batch": global_batch,
                     "step_ms": step_s * 1e3,
-                    "compute_ms": float(compute_s) * 1e3,
-                    "allreduce_ms": float(allreduce_s) * 1e3,
+                    "compute_ms": compute_s * 1e3,
+                    "allreduce_ms": allreduce_s * 1e3,
                     "samples_per_second": global_batch / step_s,
                 }
             )
@@ -149,11 +153,16 @@ def main() -> None:
                 # weak: time per step should stay; strong: it should fall as 1/K
                 ideal = one["step_ms"] if mode == "weak" else one["step_ms"] / ranks
                 run["efficiency"] = ideal / run["step_ms"]
+                # the model: one rank's compute scaled to the shard, plus this all-reduce
+                scaled = one["compute_ms"] * run["batch_per_rank"] / one["batch_per_rank"]
+                run["model_step_ms"] = scaled + run["allreduce_ms"]
+                run["model_efficiency"] = ideal / run["model_step_ms"]
                 print(
                     f"{shape:10} {mode:6} K={ranks}  batch/rank {run['batch_per_rank']:4}  "
                     f"step {run['step_ms']:7.3f} ms = compute {run['compute_ms']:7.3f} + "
                     f"all-reduce {run['allreduce_ms']:6.3f}  {run['samples_per_second']:9.0f} "
-                    f"samples/s  efficiency {run['efficiency']:.2f}",
+                    f"samples/s  efficiency {run['efficiency']:.2f} "
+                    f"(model {run['model_efficiency']:.2f})",
                     flush=True,
                 )
     record = {

@@ -6,7 +6,9 @@ Each raises a TypeError or ValueError naming the argument and what was expected.
 from __future__ import annotations
 
 import numbers
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +40,25 @@ def check_count(name: str, value: Any) -> int:
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value}")
     return int(value)
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """True or False, nothing else (1 and "yes" are mistakes here, not flags)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
+    return value
+
+
+def check_output_path(name: str, path: Any) -> Path:
+    """A str or os.PathLike naming a file to write in an existing directory, as a Path."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or path, got {type(path).__name__}")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"no directory {os.fspath(path.parent)!r} to write {name} {path.name!r} in"
+        )
+    return path
 
 
 def array_module(x: Any) -> Any:

@@ -4,7 +4,7 @@ A checkpoint is a model file (`gpunet.load` reads it) with more entries:
     checkpoint     uint8 array holding UTF-8 JSON: {"epoch": e, "rng": the shuffling
                    generator's state after epoch e, "history": the History's lists so far,
                    "settings": what a resumed run must share (cost, optimizer, batch size,
-                   examples, dtype)}
+                   examples, dtype, diagnostics)}
     optimizer.K    the optimizer's per-parameter state K (Optimizer.state)
 Written atomically (io.write_arrays); read with allow_pickle=False.
 """
@@ -21,8 +21,10 @@ import numpy as np
 from .io import model_arrays, write_arrays
 
 # the History.meta entries a resumed run must match for its results to equal an
-# uninterrupted run's (the backend and the number of ranks may change)
-SETTINGS = ("dtype", "cost", "optimizer", "batch_size", "examples")
+# uninterrupted run's (the backend and the number of ranks may change); with diagnostics
+# toggled, the History's statistics would cover some epochs only
+SETTINGS = ("dtype", "cost", "optimizer", "batch_size", "examples", "diagnostics")
+RECORD = ("epoch", "rng", "history", "settings")
 PREFIX = "optimizer."
 
 
@@ -71,31 +73,60 @@ def restore(
 ) -> int:
     """Load read_checkpoint's contents into net, optimizer, rng and history; return its epoch.
 
-    Everything is checked against this run first: a mismatch is a ValueError before any
-    change.
+    Everything is checked against this run first (architecture, settings, epoch, arrays,
+    optimizer state, generator state, History): a mismatch is a ValueError (a TypeError
+    for arrays of the wrong kind) before any change.
     """
     record, architecture, arrays = contents["record"], contents["architecture"], contents["arrays"]
+    if not (isinstance(record, dict) and isinstance(architecture, dict)):
+        raise ValueError("checkpoint record and architecture must be JSON objects")
     ours = {"sizes": net.sizes, "activations": net.activation_names, "dtype": net.dtype.name}
     theirs = {key: architecture.get(key) for key in ours}
     if theirs != ours:
         raise ValueError(f"checkpoint is of a network {theirs}, this one is {ours}")
+    missing = [key for key in RECORD if key not in record]
+    if missing or not isinstance(record["settings"], dict):
+        raise ValueError(f"checkpoint record lacks {', '.join(missing) or 'settings'}")
     for key in SETTINGS:
+        if key not in record["settings"]:
+            raise ValueError(f"checkpoint lacks the setting {key!r}: it cannot be resumed")
         if record["settings"][key] != history.meta[key]:
             raise ValueError(
                 f"checkpoint was written with {key} {record['settings'][key]!r}, "
                 f"this run has {history.meta[key]!r}: resuming would not continue that run"
             )
     epoch = record["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        raise ValueError(f"checkpoint epoch must be a positive integer, got {epoch!r}")
     if epoch > epochs:
         raise ValueError(f"checkpoint is at epoch {epoch}, beyond epochs={epochs}")
     layers = range(1, len(net.sizes))
-    weights = [arrays[f"W{l}"] for l in layers]
-    biases = [arrays[f"b{l}"] for l in layers]
+    names = [f"W{l}" for l in layers] + [f"b{l}" for l in layers]
+    absent = [name for name in names if name not in arrays]
+    if absent:
+        raise ValueError(f"checkpoint lacks the arrays {', '.join(absent)}")
+    params = net._checked_params(
+        [arrays[f"W{l}"] for l in layers], [arrays[f"b{l}"] for l in layers]
+    )
     state = {key[len(PREFIX) :]: value for key, value in arrays.items() if key.startswith(PREFIX)}
-    # the optimizer checks its state in full, then net.set_params its arrays: either
-    # refusal comes before the network changes
+    optimizer.check_state(net._params, state)
+    try:  # the generator's own checks, on a generator of the same kind that nothing uses
+        type(rng.bit_generator)().state = record["rng"]
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"checkpoint holds no valid generator state ({error})") from None
+    saved = type(history)()
+    if not (
+        isinstance(record["history"], dict)
+        and all(isinstance(values, list) for values in record["history"].values())
+    ):
+        raise ValueError("checkpoint history must map each metric to a list")
+    saved.update(record["history"])
+    saved.check()
+    if saved.epochs != epoch:
+        raise ValueError(f"checkpoint history has {saved.epochs} epochs, its epoch is {epoch}")
+
     optimizer.load_state(net.backend, net._params, state)
-    net.set_params(weights, biases)
+    net._params[...] = params
     rng.bit_generator.state = record["rng"]
-    history.update(record["history"])
+    history.update(saved)
     return epoch

@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import __version__, datasets, throughput
+from ._checks import check_output_path
 from .activations import ACTIVATIONS
 from .backends import BACKENDS, BackendUnavailableError, select_backend
 from .costs import COSTS
@@ -80,6 +81,10 @@ def _optimizer(args: argparse.Namespace):
 def train(args: argparse.Namespace) -> int:
     # with --json, stdout carries the JSON line alone
     say = sys.stderr if args.json else sys.stdout
+    # where the results go is checked first: a typo must not cost a training run
+    for option, path in (("--save", args.save), ("--history", args.history)):
+        if path is not None:
+            check_output_path(option, path)
     ctx = Distributed.from_mpi() if args.distributed or launched_ranks() > 1 else None
     root = ctx is None or ctx.is_root
     if not root:

@@ -3,7 +3,8 @@
 `fit(..., diagnostics=True)` records, for every layer l = 1..L and every epoch, into the
 History (one list per epoch, one entry per layer):
 
-    delta_norm      ‖delta^l‖_F of the batch (BP1/BP2), mean over the epoch's mini-batches
+    delta_norm      ‖delta^l‖_F of the batch-mean cost (BP1/BP2), root mean square over
+                    the epoch's mini-batches
     gradient_norm   ‖dC/dW^l‖_F (BP4), mean over the epoch's mini-batches
     weight_norm     ‖W^l‖_F at the end of the epoch
     update_ratio    ‖ΔW^l‖_F / ‖W^l‖_F of one optimizer step (ΔW^l: the step's change of W^l,
@@ -19,6 +20,17 @@ History (one list per epoch, one entry per layer):
 Every statistic is computed on the backend's device with its array module and accumulated
 there; the host reads them once per epoch. Recording reads the network's buffers and writes
 only its own, so it changes no parameter and no result.
+
+Under distributed training each rank holds a shard of m_r of the batch's m examples, and
+the statistics are defined so that the ranks' parts add up exactly, reduced once per epoch:
+the batch's delta^l is the ranks' deltas side by side, each scaled by m_r/m (they are of
+the shard's mean cost), so ‖delta^l‖² = Σ_r (m_r/m)² ‖delta_r^l‖² (hence the root mean
+square over batches, a mean of squares); a tail fraction is the ranks' tail counts summed
+over n_l·m; a relu unit is dead on the batch when it fired on no rank's shard, so each rank
+keeps one flag per unit and batch (a byte each, steps × relu units per epoch) and the flags
+are or-ed across ranks. The gradient, update and weight norms are of the all-reduced
+gradient and the parameters, the same on every rank. The History is then the same on every
+rank and equals one process's, to round-off.
 """
 
 from __future__ import annotations
@@ -32,54 +44,67 @@ Array = Any
 TAIL = 0.98
 # the History keys, in the order of the accumulator's rows
 STATISTICS = ("delta_norm", "gradient_norm", "update_ratio", "saturation", "weight_norm")
-SATURATING = ("sigmoid", "tanh", "relu")
+TAILED = ("sigmoid", "tanh")
+SATURATING = (*TAILED, "relu")
+# the rows summed over the ranks: the others are of values every rank shares
+RANK_PARTS = (STATISTICS.index("delta_norm"), STATISTICS.index("saturation"))
 
 
-def saturated_fraction(xp: Any, name: str, activation: Array) -> Array:
-    """The fraction of saturated units in a batch of activations A^l (n_l, m), on the device.
-
-    sigmoid/tanh: pairs (unit, example) in the flat tails (see TAIL); relu: units that
-    are 0 on every example of the batch.
-    """
+def tail_count(xp: Any, name: str, activation: Array) -> Array:
+    """The number of (unit, example) pairs of A^l (n_l, m) in the flat tails (see TAIL)."""
     if name == "sigmoid":
-        return (xp.abs(activation - 0.5) >= 0.5 * TAIL).mean()
+        return (xp.abs(activation - 0.5) >= 0.5 * TAIL).sum()
     if name == "tanh":
-        return (xp.abs(activation) >= TAIL).mean()
-    if name == "relu":
-        return (activation.max(axis=1) <= 0.0).mean()
-    raise ValueError(f"saturation is defined for {', '.join(SATURATING)}, not {name!r}")
+        return (xp.abs(activation) >= TAIL).sum()
+    raise ValueError(f"tails are defined for {', '.join(TAILED)}, not {name!r}")
 
 
 class Recorder:
-    """Accumulates the per-layer statistics of one epoch on the network's device."""
+    """Accumulates the per-layer statistics of one epoch of `steps` steps on the network's
+    device; with a Distributed `ctx`, reduces them over its ranks at the epoch's end."""
 
-    def __init__(self, net: Any) -> None:
-        self.net = net
+    def __init__(self, net: Any, steps: int, ctx: Any = None) -> None:
+        self.net, self.ctx = net, ctx
         ops, layers = net.backend, len(net.weights)
-        self.saturating = [g.name in SATURATING for g in net.activations]
+        names = net.activation_names
+        self.saturating = [name in SATURATING for name in names]
         # one row per statistic, one column per layer, in float64 whatever the net's dtype
         self._sums = ops.zeros((len(STATISTICS), layers), np.float64)
         self._before = ops.empty(net.n_weights, net.dtype)
         self._before_layers = net._views(self._before, [w.shape for w in net.weights])
         self._weight_norms = ops.empty(layers, np.float64)
+        # each relu layer's columns in the fired flags, one row per step
+        self._relu_columns: dict[int, slice] = {}
+        units = 0
+        for i, name in enumerate(names):
+            if name == "relu":
+                self._relu_columns[i] = slice(units, units + net.sizes[i + 1])
+                units += net.sizes[i + 1]
+        self._fired = ops.zeros((steps, units), np.bool_)
         self._steps = 0
 
-    def step(self, ws: Any, optimizer: Any) -> None:
+    def step(self, ws: Any, optimizer: Any, m: int) -> None:
         """Record the batch just backpropagated into ws, then take the optimizer's step.
 
-        Before the step: ‖delta^l‖ (BP1/BP2), ‖dC/dW^l‖ (BP4) and the saturation of A^l.
+        ws holds this rank's shard of the global mini-batch of m examples (all of it in
+        one process; none of it on a rank whose shard of a small last batch is empty).
+        Before the step: delta^l (BP1/BP2), ‖dC/dW^l‖ (BP4) and the saturation of A^l.
         After it: ‖ΔW^l‖ / ‖W^l‖, measured on the weights themselves, since the optimizer
         may use the gradient buffer as scratch.
         """
         net, sums = self.net, self._sums
         xp, norm = net.backend.xp, net.backend.xp.linalg.norm
+        share = ws.x.shape[0] / m
+        names = net.activation_names
         for i, (delta, gradient, activation) in enumerate(
             zip(ws.delta, net.grads_w, ws.activation)
         ):
-            sums[0, i] += norm(delta)
+            sums[0, i] += (norm(delta) * share) ** 2
             sums[1, i] += norm(gradient)
-            if self.saturating[i]:
-                sums[3, i] += saturated_fraction(xp, net.activations[i].name, activation)
+            if names[i] in TAILED:
+                sums[3, i] += tail_count(xp, names[i], activation) / (activation.shape[0] * m)
+            elif i in self._relu_columns:
+                self._fired[self._steps, self._relu_columns[i]] = (activation > 0).any(axis=1)
             self._weight_norms[i] = norm(net.weights[i])
         xp.copyto(self._before, net._params[: net.n_weights])
         optimizer.step(net.backend, net._params, net._grads, net.n_weights)
@@ -89,15 +114,25 @@ class Recorder:
         self._steps += 1
 
     def epoch(self) -> dict[str, list[float | None]]:
-        """The epoch's statistics, read back to the host in one transfer; resets the sums."""
-        xp, sums = self.net.backend.xp, self._sums
-        sums[:4] /= max(self._steps, 1)
+        """The epoch's statistics, read back to the host in two transfers (the sums and
+        the relu flags), reduced over the ranks under a context; resets the sums."""
+        ops, sums, steps = self.net.backend, self._sums, self._steps
         for i, w in enumerate(self.net.weights):
-            sums[4, i] = xp.linalg.norm(w)
-        host = self.net.backend.to_numpy(sums).tolist()
+            sums[4, i] = ops.xp.linalg.norm(w)
+        totals = np.array(ops.to_numpy(sums))  # a copy: the sums are reset below
+        fired = np.array(ops.to_numpy(self._fired[:steps]))
         sums[...] = 0.0
+        self._fired[...] = False
         self._steps = 0
-        record = dict(zip(STATISTICS, host))
+        if self.ctx is not None:
+            rows = list(RANK_PARTS)
+            totals[rows] = np.reshape(self.ctx.sum(totals[rows].ravel()), (len(rows), -1))
+            fired = self.ctx.any(fired)
+        totals[:4] /= steps  # means over the steps; the weight norms are the epoch's last
+        totals[0] = np.sqrt(totals[0])
+        for i, columns in self._relu_columns.items():
+            totals[3, i] = 1.0 - fired[:, columns].mean()  # the mean over steps of dead/n_l
+        record = dict(zip(STATISTICS, totals.tolist()))
         record["saturation"] = [
             value if saturating else None
             for value, saturating in zip(record["saturation"], self.saturating)

@@ -25,8 +25,12 @@ import numpy as np
 
 from ._checks import array_module
 
-# the variables launchers set for each rank: MPICH's hydra and Slurm's PMI, Open MPI
+# the variables launchers set for each rank with the job's size: MPICH's hydra and Slurm's
+# PMI-1/PMI-2 (srun --mpi=pmi2), Open MPI
 LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
+# Slurm's PMIx plugin (srun --mpi=pmix) sets PMIX_RANK in each task but no size; srun gives
+# the step's size. SLURM_NTASKS is not enough: the batch script, outside srun, has it too.
+PMIX_SIZE_VARIABLES = ("PMIX_RANK", "SLURM_STEP_NUM_TASKS")
 
 
 class DistributedError(RuntimeError):
@@ -35,11 +39,27 @@ class DistributedError(RuntimeError):
 
 def launched_ranks() -> int:
     """The number of ranks mpiexec (or srun) started this process among; 1 outside a launcher."""
-    for name in LAUNCHER_SIZE_VARIABLES:
+    rank, size = PMIX_SIZE_VARIABLES
+    names = [*LAUNCHER_SIZE_VARIABLES, size] if rank in os.environ else LAUNCHER_SIZE_VARIABLES
+    for name in names:
         value = os.environ.get(name, "")
         if value.isdigit():
             return int(value)
     return 1
+
+
+def check_one_gpu_per_rank(gpus: Sequence[Any]) -> None:
+    """ValueError when two ranks would share a GPU: gpus[r] identifies rank r's physical GPU
+    (its machine and PCI bus id). NCCL refuses two ranks on one GPU."""
+    first: dict[Any, int] = {}
+    for rank, gpu in enumerate(gpus):
+        if gpu in first:
+            raise ValueError(
+                f"ranks {first[gpu]} and {rank} would share the GPU {gpu}: NCCL needs a GPU of "
+                f"its own for each rank; start at most as many ranks on a machine as it has "
+                f"GPUs, or train on CPU ranks (backend='numpy')"
+            )
+        first[gpu] = rank
 
 
 class Distributed:
@@ -56,16 +76,35 @@ class Distributed:
         self.comm = comm
         self.rank: int = comm.Get_rank()
         self.size: int = comm.Get_size()
-        # the rank among those on this machine picks the GPU
-        self.local_rank: int = comm.Split_type(MPI.COMM_TYPE_SHARED).Get_rank()
+        # the ranks on this machine: the rank among them picks the GPU; the communicator
+        # is needed for these two numbers only
+        local = comm.Split_type(MPI.COMM_TYPE_SHARED)
+        self.local_rank: int = local.Get_rank()
+        self.local_size: int = local.Get_size()
+        local.Free()
         self._nccl: Any = None
 
     @classmethod
     def from_mpi(cls, comm: Any = None) -> Distributed:
         """Join the job that mpiexec launched (MPI_COMM_WORLD unless `comm` is given).
 
-        Where CuPy has a GPU, this rank takes device local_rank mod the device count.
+        Call it before creating the Network: where CuPy has GPUs, this rank makes GPU
+        local_rank mod the GPU count current (its own GPU when the machine has one per
+        rank, or when each rank sees just its own, as CUDA_VISIBLE_DEVICES may arrange),
+        so that a CuPy network is allocated there. fit checks it (check_device).
         """
+        context = cls._join(comm)
+        from .backends.cupy_backend import cupy_unavailable
+
+        if cupy_unavailable() is None:
+            import cupy
+
+            cupy.cuda.Device(context.local_rank % cupy.cuda.runtime.getDeviceCount()).use()
+        return context
+
+    @classmethod
+    def _join(cls, comm: Any) -> Distributed:
+        """The context of `comm` (MPI_COMM_WORLD for None), leaving the current device alone."""
         try:
             from mpi4py import MPI
         except ImportError:
@@ -74,17 +113,22 @@ class Distributed:
             ) from None
         if comm is not None and not isinstance(comm, MPI.Comm):
             raise TypeError(f"comm must be an mpi4py communicator, got {type(comm).__name__}")
-        context = cls(MPI.COMM_WORLD if comm is None else comm)
-        context._use_local_device()
-        return context
+        return cls(MPI.COMM_WORLD if comm is None else comm)
 
-    def _use_local_device(self) -> None:
-        from .backends.cupy_backend import cupy_unavailable
+    def close(self) -> None:
+        """Destroy the NCCL communicator, if one was made; fit closes the contexts it creates.
 
-        if cupy_unavailable() is None:
-            import cupy
+        The context stays usable: a later GPU all-reduce makes a new communicator.
+        """
+        if self._nccl is not None:
+            self._nccl.destroy()
+            self._nccl = None
 
-            cupy.cuda.Device(self.local_rank % cupy.cuda.runtime.getDeviceCount()).use()
+    def __enter__(self) -> Distributed:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.close()
 
     @property
     def is_root(self) -> bool:
@@ -101,6 +145,38 @@ class Distributed:
                 f"batch_size ({batch_size}) must be divisible by the number of ranks "
                 f"({self.size}): each rank takes batch_size/{self.size} examples of every batch"
             )
+
+    def check_device(self, params: Any) -> None:
+        """ValueError on every rank unless each rank's CuPy params are on the GPU from_mpi
+        chose for it, the current one, and no two ranks share a GPU. A collective.
+
+        A network created before the context is on whichever GPU was current then,
+        typically GPU 0 on every rank; NCCL runs on the current device, one GPU per rank.
+        """
+        if array_module(params) is np:
+            return
+        import cupy
+
+        gpu = self.local_rank % cupy.cuda.runtime.getDeviceCount()
+        current = cupy.cuda.Device().id
+        misplaced = None
+        if params.device.id != gpu or current != gpu:
+            misplaced = (
+                f"rank {self.rank}'s network is on GPU {params.device.id}, GPU {current} is "
+                f"current, its GPU is {gpu}"
+            )
+        # every rank learns of every problem, so that all raise alike instead of some waiting
+        views = self.comm.allgather(
+            (misplaced, self._mpi.Get_processor_name(), cupy.cuda.Device(gpu).pci_bus_id)
+        )
+        problems = [problem for problem, *_ in views if problem is not None]
+        if problems:
+            raise ValueError(
+                f"{'; '.join(problems)}: create the Distributed context "
+                f"(Distributed.from_mpi()) before the Network, so that the network is "
+                f"allocated on the rank's own GPU"
+            )
+        check_one_gpu_per_rank([(machine, bus) for _, machine, bus in views])
 
     def shard(self, m: int) -> slice:
         """This rank's contiguous part of m examples, [⌊r·m/K⌋, ⌊(r+1)·m/K⌋)."""
@@ -142,6 +218,12 @@ class Distributed:
         buffer = np.array(values, dtype=np.float64)
         self.comm.Allreduce(self._mpi.IN_PLACE, buffer, op=self._mpi.SUM)
         return buffer.tolist()
+
+    def any(self, flags: Any) -> np.ndarray:
+        """Elementwise logical or over the ranks of a host array of flags."""
+        buffer = np.array(flags, dtype=np.uint8)  # a copy: the reduction is in place
+        self.comm.Allreduce(self._mpi.IN_PLACE, buffer, op=self._mpi.MAX)
+        return buffer.astype(bool)
 
     def broadcast(self, value: Any) -> Any:
         """Rank 0's value, on every rank."""
@@ -213,11 +295,15 @@ class Distributed:
 
 
 def distributed_context(distributed: Any) -> Distributed | None:
-    """fit's `distributed` argument as a context: True joins MPI, False or None is none."""
+    """fit's `distributed` argument as a context: True joins MPI, False or None is none.
+
+    The context made for True is fit's own, to close when training ends.
+    """
     if isinstance(distributed, Distributed) or distributed is None:
         return distributed
     if isinstance(distributed, bool):
-        return Distributed.from_mpi() if distributed else None
+        # no device switch: the network already lives where it was created (check_device)
+        return Distributed._join(None) if distributed else None
     raise TypeError(
         f"distributed must be True, False, None or a Distributed, got {type(distributed).__name__}"
     )

@@ -9,7 +9,9 @@ import numpy as np
 from ._checks import check_positive
 
 
-def numeric_gradient(net: Any, X: Any, Y: Any, cost: str | None = None, eps: float = 1e-5):
+def numeric_gradient(
+    net: Any, X: Any, Y: Any, cost: str | None = None, eps: float = 1e-5
+) -> tuple[np.ndarray, np.ndarray]:
     """(backprop, numeric): the flat gradient by BP1–BP4 and by central differences.
 
     Both in float64 on a copy of `net` on its backend, as NumPy arrays in the order of the

@@ -14,8 +14,9 @@ import json
 import os
 import uuid
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -47,13 +48,21 @@ def model_arrays(net: Any) -> dict[str, np.ndarray]:
 
 def write_arrays(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
     """np.savez to path atomically: a temporary file beside it, then a rename."""
+    write_atomically(path, lambda file: np.savez(file, **arrays))
+
+
+def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> None:
+    """write(file) into a temporary file beside path, then rename it to path.
+
+    No reader sees half a file, and a failed write leaves what was at path.
+    """
     path = Path(path)
     # a fresh name beside the target, opened exclusively: the rename is then atomic, and
     # the file gets the umask's permissions (mkstemp would make it private)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(temporary, "xb") as file:
-            np.savez(file, **arrays)
+            write(file)
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)

@@ -133,6 +133,10 @@ class Network:
 
     def set_params(self, weights: Sequence[Any], biases: Sequence[Any]) -> None:
         """Load weights (n_l, n_{l-1}) and biases (n_l,), checked in full before any is copied."""
+        self._params[...] = self._checked_params(weights, biases)
+
+    def _checked_params(self, weights: Sequence[Any], biases: Sequence[Any]) -> Array:
+        """The flat buffer set_params would copy in, on this backend; errors as set_params."""
         expected_w = [w.shape for w in self.weights]
         expected_b = [b.shape for b in self.biases]
         if len(weights) != len(expected_w) or len(biases) != len(expected_b):
@@ -154,7 +158,7 @@ class Network:
                 if not np.isfinite(array).all():
                     raise ValueError(f"{kind}[{i}] contains NaN or inf")
                 arrays.append(array.ravel())
-        self._params[...] = self.backend.asarray(np.concatenate(arrays), self.dtype)
+        return self.backend.asarray(np.concatenate(arrays), self.dtype)
 
     def get_params(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Copies of the weights and biases as NumPy arrays."""

@@ -25,14 +25,20 @@ class Optimizer:
         raise NotImplementedError
 
     _size: int | None = None
+    # the arrays `state` returns once the optimizer has stepped
+    state_keys: frozenset[str] = frozenset()
 
-    def attach(self, params: Any) -> None:
-        """Bind to a network's flat parameters; a different network is a ValueError."""
+    def check_params(self, params: Any) -> None:
+        """ValueError when this optimizer holds state for another network's parameters."""
         if self._size is not None and self._size != params.size:
             raise ValueError(
                 f"this {self.name} optimizer holds state for {self._size} parameters, "
                 f"not {params.size}: use a new optimizer for another network"
             )
+
+    def attach(self, params: Any) -> None:
+        """Bind to a network's flat parameters; a different network is a ValueError."""
+        self.check_params(params)
         self._size = params.size
 
     def state(self, backend: Any) -> dict[str, np.ndarray]:
@@ -43,17 +49,19 @@ class Optimizer:
         """Take back what `state` returned, for `params`, checked in full before any change."""
         raise NotImplementedError
 
-    def _check_state(self, params: Any, state: dict[str, np.ndarray], keys: set[str]) -> None:
+    def check_state(self, params: Any, state: dict[str, np.ndarray]) -> None:
+        """ValueError unless `state` is one `state` could have returned for `params`."""
+        keys = self.state_keys
         if set(state) not in (set(), keys):
             raise ValueError(
                 f"state for a {self.name} optimizer must hold {', '.join(sorted(keys))} "
                 f"or nothing, got {', '.join(sorted(state)) or 'nothing'}"
             )
-        self.attach(params)
         for key, value in state.items():
             shape = () if key == "steps" else params.shape
             if np.shape(value) != shape:
                 raise ValueError(f"optimizer state {key} must have shape {shape}")
+        self.check_params(params)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
@@ -64,6 +72,7 @@ class SGD(Optimizer):
     """Mini-batch gradient descent, w -> w − lr·∂C/∂w, with momentum as torch.optim.SGD."""
 
     name = "sgd"
+    state_keys = frozenset({"velocity"})
 
     def __init__(
         self,
@@ -81,7 +90,7 @@ class SGD(Optimizer):
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
         self._velocity = None
 
-    def step(self, backend, params, grads, n_weights):
+    def step(self, backend: Any, params: Any, grads: Any, n_weights: int) -> None:
         self.attach(params)
         if self.momentum and self._velocity is None:
             self._velocity = backend.zeros(params.shape, params.dtype)
@@ -96,11 +105,12 @@ class SGD(Optimizer):
             n_weights,
         )
 
-    def state(self, backend):
+    def state(self, backend: Any) -> dict[str, np.ndarray]:
         return {} if self._velocity is None else {"velocity": backend.to_numpy(self._velocity)}
 
-    def load_state(self, backend, params, state):
-        self._check_state(params, state, {"velocity"})
+    def load_state(self, backend: Any, params: Any, state: dict[str, np.ndarray]) -> None:
+        self.check_state(params, state)
+        self.attach(params)
         velocity = state.get("velocity")
         self._velocity = None if velocity is None else backend.asarray(velocity, params.dtype)
 
@@ -109,6 +119,7 @@ class Adam(Optimizer):
     """Adam with bias correction and L2 weight decay on the weights, as torch.optim.Adam."""
 
     name = "adam"
+    state_keys = frozenset({"first_moment", "second_moment", "steps"})
 
     def __init__(
         self,
@@ -129,7 +140,7 @@ class Adam(Optimizer):
         self._moments = None
         self._steps = 0
 
-    def step(self, backend, params, grads, n_weights):
+    def step(self, backend: Any, params: Any, grads: Any, n_weights: int) -> None:
         self.attach(params)
         if self._moments is None:
             self._moments = tuple(backend.zeros(params.shape, params.dtype) for _ in range(2))
@@ -146,14 +157,15 @@ class Adam(Optimizer):
             n_weights,
         )
 
-    def state(self, backend):
+    def state(self, backend: Any) -> dict[str, np.ndarray]:
         if self._moments is None:
             return {}
         first, second = (backend.to_numpy(moment) for moment in self._moments)
         return {"first_moment": first, "second_moment": second, "steps": np.array(self._steps)}
 
-    def load_state(self, backend, params, state):
-        self._check_state(params, state, {"first_moment", "second_moment", "steps"})
+    def load_state(self, backend: Any, params: Any, state: dict[str, np.ndarray]) -> None:
+        self.check_state(params, state)
+        self.attach(params)
         if not state:
             self._moments, self._steps = None, 0
             return

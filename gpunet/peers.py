@@ -55,17 +55,14 @@ def _backend_sync(net: Network) -> Callable[[], None]:
 
 def gpunet_runner(net: Network, pool: Pool, cost: Cost, lr: float) -> Runner:
     """The step of `fit`: gather the batch, backpropagate (BP1–BP4), update with SGD."""
+    from .training import train_step
+
     ops = net.backend
     x, y = ops.asarray(pool.x, net.dtype), ops.asarray(pool.y, net.dtype)
     optimizer = SGD(lr)
-    optimizer.attach(net._params)
 
     def train(batch: Array) -> None:
-        ws = net._workspace(batch.shape[0])
-        ops.gather_rows(x, batch, out=ws.x)
-        ops.gather_rows(y, batch, out=ws.y)
-        net._backpropagate(ws.x, ws.y, ws, cost)
-        optimizer.step(ops, net._params, net._grads, net.n_weights)
+        train_step(net, x, y, batch, cost, optimizer)
 
     def infer(batch: Array) -> None:
         ws = net._workspace(batch.shape[0])

@@ -15,6 +15,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ._checks import check_output_path
+
 # one panel is PANEL_INCHES · DPI = 480 × 340 pixels (exact in binary, so the PNG is too)
 DPI = 80
 PANEL_INCHES = (6.0, 4.25)
@@ -22,13 +24,9 @@ PANEL_INCHES = (6.0, 4.25)
 
 def png_path(path: str | os.PathLike[str]) -> Path:
     """`path` as a Path, checked to name a .png file in an existing directory."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path must be a str or path, got {type(path).__name__}")
-    path = Path(path)
+    path = check_output_path("path", path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"path must end in .png, got {os.fspath(path)!r}")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"no directory {os.fspath(path.parent)!r} to write {path.name}")
     return path
 
 
@@ -63,6 +61,10 @@ def plot_histories(
             raise TypeError(f"histories[{i}] must be a History, got {type(history).__name__}")
         if not history.epochs:
             raise ValueError(f"histories[{i}] has no epochs to plot")
+        try:
+            history.check()
+        except ValueError as error:
+            raise ValueError(f"histories[{i}]: {error}") from None
     if labels is None:
         labels = [_describe(history) for history in histories]
     elif len(labels) != len(histories):

@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._checks import check_count
+from ._checks import check_count, check_flag, check_output_path
 from .checkpoint import read_checkpoint, restore, write_checkpoint
+from .costs import Cost
 from .diagnostics import Recorder
 from .distributed import Distributed, DistributedError, distributed_context
+from .io import write_atomically
 from .optimizers import Optimizer, make_optimizer
 
 Callback = Callable[[int, dict], Any]
@@ -49,10 +51,19 @@ class History(dict):
             if value is not None:
                 self.setdefault(key, []).append(value)
 
+    def check(self) -> None:
+        """ValueError unless every per-epoch list has one entry per epoch (as 'cost' has)."""
+        for key, values in self.items():
+            if len(values) != self.epochs:
+                raise ValueError(
+                    f"history metric {key!r} has {len(values)} entries for {self.epochs} epochs"
+                )
+
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the per-epoch lists and the meta as JSON (the input of `gpunet plot`)."""
+        """Write the per-epoch lists and the meta as JSON (the input of `gpunet plot`),
+        atomically: a temporary file, then a rename."""
         text = json.dumps({"format": HISTORY_FORMAT, "meta": self.meta, "metrics": dict(self)})
-        Path(path).write_text(text + "\n")
+        write_atomically(path, lambda file: file.write((text + "\n").encode()))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> History:
@@ -66,12 +77,13 @@ class History(dict):
                 raise ValueError("metrics and meta must be objects")
             if not all(isinstance(v, list) for v in metrics.values()):
                 raise ValueError("every metric must be a list of per-epoch values")
+            history = cls(**meta)
+            history.update(metrics)
+            history.check()
         except FileNotFoundError:
             raise
         except (OSError, AttributeError, KeyError, ValueError) as error:
             raise ValueError(f"{os.fspath(path)} is not a gpunet history file ({error})") from None
-        history = cls(**meta)
-        history.update(metrics)
         return history
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
@@ -112,15 +124,18 @@ def fit(
 
     `distributed=True` (or a `Distributed`) trains over the ranks mpiexec launched: each
     backpropagates its shard of every mini-batch and the gradients are averaged
-    (docs/distributed.md); only rank 0 shows progress and calls the callbacks. With
+    (docs/distributed.md); only rank 0 shows progress and calls the callbacks. A CuPy
+    network must be on its rank's GPU: make the `Distributed.from_mpi()` context before
+    the network (True joins MPI here, after the network was made, and moves nothing). With
     `checkpoint=path`, the state is saved there every `checkpoint_every` epochs (by rank
     0), and `resume=True` continues from that file as if training had never stopped.
     """
-    # every check first: a bad argument must leave the network untouched
+    # every check first: a bad argument must leave the network and the optimizer untouched,
+    # and must be seen before MPI starts
     epochs = check_count("epochs", epochs)
     batch_size = check_count("batch_size", batch_size)
     optimizer = make_optimizer(optimizer, lr)
-    optimizer.attach(net._params)
+    optimizer.check_params(net._params)
     cost_ = net._cost(cost)
     X, targets, labels = net._inputs(X, Y, cost_)
     if validation is not None:
@@ -134,30 +149,117 @@ def fit(
         if not callable(callback):
             raise TypeError(f"callbacks must be callables, got {type(callback).__name__}")
     checkpoint_every = check_count("checkpoint_every", checkpoint_every)
-    if resume and checkpoint is None:
+    resume = check_flag("resume", resume)
+    diagnostics = check_flag("diagnostics", diagnostics)
+    if checkpoint is not None:
+        checkpoint = check_output_path("checkpoint", checkpoint)
+    elif resume:
         raise ValueError("resume=True needs the checkpoint path to resume from")
     ctx = distributed_context(distributed)
-    if ctx is not None:
-        ctx.check_batch_size(batch_size)
-    root = ctx is None or ctx.is_root  # the rank that shows, records and saves
-    if not isinstance(diagnostics, bool):
-        raise TypeError(f"diagnostics must be True or False, got {type(diagnostics).__name__}")
+    # a context made here is closed here however fit ends (its NCCL communicator destroyed)
+    with ctx if distributed is True else contextlib.nullcontext():
+        if ctx is not None:
+            ctx.check_batch_size(batch_size)
+            ctx.check_device(net._params)
+        return _train(
+            net,
+            X,
+            targets,
+            labels,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            cost=cost_,
+            validation=validation,
+            shuffle=shuffle,
+            seed=seed,
+            progress=progress,
+            callbacks=callbacks,
+            ctx=ctx,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            diagnostics=diagnostics,
+        )
 
+
+def train_step(
+    net: Any,
+    X: Any,
+    targets: Any,
+    batch: Any,
+    cost: Cost,
+    optimizer: Optimizer,
+    *,
+    ctx: Distributed | None = None,
+    m: int | None = None,
+    recorder: Recorder | None = None,
+) -> Any:
+    """One training step on the rows `batch` of X and targets (checked arrays on net's
+    backend, as `Network._inputs` makes them): gather the rows, BP1–BP4, with `ctx` the
+    all-reduce of the gradients, then the optimizer's update (through `recorder` when it
+    records diagnostics). Returns the workspace, which holds the batch's forward pass.
+
+    Under `ctx`, `batch` is this rank's shard of a global mini-batch of m rows (possibly
+    none of them); in one process m is the batch's size.
+    """
+    ops, m_r = net.backend, batch.shape[0]
+    m = m_r if m is None else m
+    ws = net._workspace(m_r)
+    ops.gather_rows(X, batch, out=ws.x)
+    ops.gather_rows(targets, batch, out=ws.y)
+    if m_r:
+        net._backpropagate(ws.x, ws.y, ws, cost)
+    else:  # this rank's shard of a last batch smaller than the rank count
+        net._grads.fill(0)
+    if ctx is not None:
+        ctx.allreduce_gradients(net._grads, m_r / m)
+    if recorder is None:
+        optimizer.step(ops, net._params, net._grads, net.n_weights)
+    else:
+        recorder.step(ws, optimizer, m)
+    return ws
+
+
+def _train(
+    net: Any,
+    X: Any,
+    targets: Any,
+    labels: Any,
+    *,
+    epochs: int,
+    batch_size: int,
+    optimizer: Optimizer,
+    cost: Cost,
+    validation: tuple[Any, Any, Any] | None,
+    shuffle: bool,
+    seed: int | None,
+    progress: bool,
+    callbacks: list[Callback],
+    ctx: Distributed | None,
+    checkpoint: Path | None,
+    checkpoint_every: int,
+    resume: bool,
+    diagnostics: bool,
+) -> History:
+    """fit's training loop, on checked arguments."""
+    root = ctx is None or ctx.is_root  # the rank that shows, records and saves
     ops, n = net.backend, X.shape[0]
     batch_size = min(batch_size, n)
     rng = np.random.default_rng(seed)
     history = History(
         backend=net.backend.name,
         dtype=net.dtype.name,
-        cost=cost_.name,
+        cost=cost.name,
         optimizer=repr(optimizer),
         batch_size=batch_size,
         examples=n,
         ranks=1 if ctx is None else ctx.size,
+        diagnostics=diagnostics,
         sizes=net.sizes,
         activations=net.activation_names,
     )
-    recorder = Recorder(net) if diagnostics else None
+    recorder = Recorder(net, -(-n // batch_size), ctx) if diagnostics else None
     first = 1
     if resume:
         read = read_checkpoint if ctx is None else partial(ctx.from_root, read_checkpoint)
@@ -185,29 +287,21 @@ def fit(
             total, correct = 0.0, 0
             for start in range(0, n, batch_size):
                 batch = order[start : start + batch_size]
+                m = batch.shape[0]
                 if ctx is not None:
-                    m, batch = batch.shape[0], batch[ctx.shard(batch.shape[0])]
-                ws = net._workspace(batch.shape[0])
-                ops.gather_rows(X, batch, out=ws.x)
-                ops.gather_rows(targets, batch, out=ws.y)
-                if batch.shape[0]:
-                    net._backpropagate(ws.x, ws.y, ws, cost_)
-                else:  # this rank's shard of a last batch smaller than the rank count
-                    net._grads.fill(0)
-                total += net._batch_cost(ws, ws.y, cost_)
+                    batch = batch[ctx.shard(m)]
+                ws = train_step(
+                    net, X, targets, batch, cost, optimizer, ctx=ctx, m=m, recorder=recorder
+                )
+                # the step changed the parameters, not the batch's forward pass in ws
+                total += net._batch_cost(ws, ws.y, cost)
                 if labels is not None:
                     correct += (net._classify(ws.activation[-1]) == labels[batch]).sum()
-                if ctx is not None:
-                    ctx.allreduce_gradients(net._grads, batch.shape[0] / m)
-                if recorder is None:
-                    optimizer.step(ops, net._params, net._grads, net.n_weights)
-                else:
-                    recorder.step(ws, optimizer)
-                bar.update(batch.shape[0])
+                bar.update(m)  # every rank's shard of it is done
             # the batch costs were taken before each step: the last step is checked by
             # feeding its batch forward once more
             net._feedforward(ws.x, ws)
-            final = net._batch_cost(ws, ws.y, cost_)
+            final = net._batch_cost(ws, ws.y, cost)
             if ctx is not None:
                 total, correct, final = ctx.sum([float(total), float(correct), float(final)])
             metrics = {
@@ -226,9 +320,9 @@ def fit(
                 ctx.check_consistent(net._params, epoch)
             if validation is not None:
                 checked = (
-                    net._evaluate(*validation, cost_)
+                    net._evaluate(*validation, cost)
                     if ctx is None
-                    else ctx.evaluate(net, *validation, cost_)
+                    else ctx.evaluate(net, *validation, cost)
                 )
                 metrics.update(
                     validation_cost=checked["cost"], validation_accuracy=checked["accuracy"]

@@ -2,13 +2,15 @@
 
     mpiexec -n K python tests/mpi_worker.py SCENARIO OUT [options]
 
-Rank 0 writes what it computed to OUT/result.npz (bad_batch: each rank its OUT/rankR.txt);
-the test compares it with a single-process run made in the test itself.
+Rank 0 writes what it computed to OUT/result.npz (bad_batch: each rank its OUT/rankR.txt,
+diagnostics: each rank its History as OUT/rankR.json); the test compares it with a
+single-process run made in the test itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -18,6 +20,8 @@ import gpunet
 from gpunet.distributed import Distributed
 
 SIZES, ACTIVATIONS = [5, 7, 4, 3], ["tanh", "sigmoid", "softmax"]
+# for the diagnostics: dead relu units and tanh tails (the large "normal" init fills them)
+DIAGNOSED = ["relu", "tanh", "softmax"]
 
 
 def problem(n: int = 99) -> tuple:
@@ -27,8 +31,8 @@ def problem(n: int = 99) -> tuple:
     return X, y, rng.standard_normal((31, SIZES[0])), rng.integers(0, SIZES[-1], 31)
 
 
-def network() -> gpunet.Network:
-    return gpunet.Network(SIZES, ACTIVATIONS, backend="numpy", dtype="float64", seed=7)
+def network(activations: list[str] = ACTIVATIONS, init: str = "lecun") -> gpunet.Network:
+    return gpunet.Network(SIZES, activations, backend="numpy", dtype="float64", init=init, seed=7)
 
 
 def train_settings(args: argparse.Namespace) -> dict:
@@ -101,6 +105,14 @@ def train(ctx: Distributed, out: Path, args: argparse.Namespace) -> None:
         )
 
 
+def diagnostics(ctx: Distributed, out: Path, args: argparse.Namespace) -> None:
+    """fit(distributed=True, diagnostics=True): fit's own context; every rank's History."""
+    net = network(DIAGNOSED, "normal")
+    X, y, *_ = problem()
+    history = net.fit(X, y, distributed=True, diagnostics=True, **train_settings(args))
+    (out / f"rank{ctx.rank}.json").write_text(json.dumps(history))
+
+
 def bad_batch(ctx: Distributed, out: Path, args: argparse.Namespace) -> None:
     net = network()
     X, y, *_ = problem()
@@ -114,7 +126,7 @@ def bad_batch(ctx: Distributed, out: Path, args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("scenario", choices=["gradient", "train", "bad_batch"])
+    parser.add_argument("scenario", choices=["gradient", "train", "diagnostics", "bad_batch"])
     parser.add_argument("out", type=Path)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -127,9 +139,13 @@ def main() -> None:
     parser.add_argument("--fail-epoch", type=int, default=1)
     args = parser.parse_args()
     ctx = Distributed.from_mpi()
-    {"gradient": gradient, "train": train, "bad_batch": bad_batch}[args.scenario](
-        ctx, args.out, args
-    )
+    scenarios = {
+        "gradient": gradient,
+        "train": train,
+        "diagnostics": diagnostics,
+        "bad_batch": bad_batch,
+    }
+    scenarios[args.scenario](ctx, args.out, args)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pytest
 from conftest import assert_params_equal, seeded_rng
 
 import gpunet
-from gpunet.checkpoint import read_checkpoint
+from gpunet.checkpoint import read_checkpoint, restore
 
 
 def _data(m=50):
@@ -81,6 +81,9 @@ def test_a_callback_stop_is_checkpointed(tmp_path):
         ({"resume": True}, ValueError, "resume=True needs the checkpoint path"),
         ({"checkpoint_every": 0}, ValueError, "checkpoint_every must be a positive integer"),
         ({"checkpoint_every": 1.5}, TypeError, "checkpoint_every must be an integer"),
+        ({"checkpoint": 3}, TypeError, "checkpoint must be a str or path, got int"),
+        ({"checkpoint": "/no-such-gpunet-dir/run.npz"}, FileNotFoundError, "no directory"),
+        ({"checkpoint": "run.npz", "resume": "yes"}, TypeError, "resume must be True or False"),
     ],
 )
 def test_bad_checkpoint_arguments(options, error, message):
@@ -97,6 +100,7 @@ def test_resuming_a_different_run_is_refused_before_any_change(tmp_path):
     cases = [
         (gpunet.SGD(0.3), 4, {}, "optimizer"),
         (gpunet.SGD(0.1), 1, {}, "checkpoint is at epoch 2, beyond epochs=1"),
+        (gpunet.SGD(0.1), 4, {"diagnostics": True}, "written with diagnostics False"),
     ]
     for optimizer, epochs, options, message in cases:
         net = _net()
@@ -107,6 +111,52 @@ def test_resuming_a_different_run_is_refused_before_any_change(tmp_path):
     other = gpunet.Network([4, 5, 3], ["tanh", "softmax"], dtype="float64", seed=1)
     with pytest.raises(ValueError, match="checkpoint is of a network"):
         _fit(other, gpunet.SGD(0.1), 4, checkpoint=path, resume=True)
+
+
+def test_resuming_with_diagnostics_gives_the_uninterrupted_history(tmp_path):
+    path = tmp_path / "run.npz"
+    expected = _fit(_net(), gpunet.SGD(0.2), 4, diagnostics=True)
+    _fit(_net(), gpunet.SGD(0.2), 2, checkpoint=path, diagnostics=True)
+    history = _fit(_net(), gpunet.SGD(0.2), 4, checkpoint=path, resume=True, diagnostics=True)
+    history.check()
+    for key in ("cost", "gradient_norm", "delta_norm", "saturation"):
+        assert history[key] == expected[key], key
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda c: c["arrays"].pop("W2"), "checkpoint lacks the arrays W2"),
+        (lambda c: c["arrays"].update(W1=np.zeros((2, 2))), r"weights\[0\] must have shape"),
+        (lambda c: c["arrays"].update(b2=np.full(3, np.nan)), r"biases\[1\] contains NaN"),
+        (lambda c: c["arrays"].update({"optimizer.velocity": np.zeros(3)}), "velocity must"),
+        (lambda c: c["record"]["settings"].pop("cost"), "checkpoint lacks the setting 'cost'"),
+        (lambda c: c["record"].pop("rng"), "checkpoint record lacks rng"),
+        (lambda c: c["record"].update(epoch="2"), "epoch must be a positive integer"),
+        (lambda c: c["record"]["rng"].update(state={}), "no valid generator state"),
+        (lambda c: c["record"]["history"]["cost"].pop(), "'accuracy' has 2 entries for 1 epochs"),
+        (lambda c: c["record"]["history"]["gradient_norm"].append([1.0]), "'gradient_norm'"),
+    ],
+)
+def test_a_damaged_checkpoint_is_refused_before_any_change(damage, message, tmp_path):
+    path = tmp_path / "run.npz"
+    written = _fit(_net(), gpunet.SGD(0.1, momentum=0.5), 2, checkpoint=path)
+    contents = read_checkpoint(path)
+    contents["record"]["history"]["gradient_norm"] = [[0.5, 0.5]] * 2
+    damage(contents)
+    net, optimizer, rng = _net(), gpunet.SGD(0.1, momentum=0.5), np.random.default_rng(5)
+    history = gpunet.History(**written.meta)
+    params, generator = net.get_params(), rng.bit_generator.state
+    with pytest.raises(ValueError, match=message):
+        restore(contents, net, optimizer, rng, history, 4)
+    assert_params_equal(net.get_params(), params)
+    assert rng.bit_generator.state == generator and dict(history) == {}
+    assert optimizer.state(net.backend) == {}
+    optimizer.attach(_small_net()._params)  # and it is bound to no network yet
+
+
+def _small_net():
+    return gpunet.Network([4, 3], "softmax", dtype="float64", seed=1)
 
 
 def test_files_that_are_not_checkpoints(tmp_path):
@@ -142,3 +192,4 @@ def test_optimizer_state_is_checked_before_it_is_taken(optimizer, state, message
     with pytest.raises(ValueError, match=message):
         optimizer.load_state(net.backend, net._params, state)
     assert optimizer.state(net.backend) == {}
+    optimizer.load_state(net.backend, _small_net()._params, {})  # still bound to no network

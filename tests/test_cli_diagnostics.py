@@ -32,6 +32,14 @@ def test_train_without_diagnostics_records_none(tmp_path):
     assert "gradient_norm" not in gpunet.History.load(tmp_path / "h.json")
 
 
+@pytest.mark.parametrize("option", ["--history", "--save"])
+def test_train_checks_where_it_writes_before_training(tmp_path, capsys, option):
+    assert main(["train", *SMALL, option, str(tmp_path / "missing" / "out")]) == 2
+    out, err = capsys.readouterr()
+    assert f"no directory '{tmp_path / 'missing'}' to write {option}" in err
+    assert "epoch" not in out  # no training ran
+
+
 def test_graph_command_draws_the_network(tmp_path, capsys):
     out = tmp_path / "g.png"
     args = ["graph", "--sizes", "10,6,6,6,3", "--activations", "tanh,relu,gelu,softmax", "-o"]

@@ -8,7 +8,7 @@ from conftest import REFERENCE, assert_params_equal, seeded_rng
 
 import gpunet
 from gpunet.backends.cupy_backend import cupy_unavailable
-from gpunet.diagnostics import STATISTICS, TAIL, saturated_fraction
+from gpunet.diagnostics import STATISTICS, TAIL, tail_count
 
 DERIVATIVE = {
     "sigmoid": lambda a: a * (1 - a),
@@ -52,6 +52,8 @@ def reference_statistics(weights, biases, names, X, Y, lr, batch_size):
             w -= lr * g
             b -= lr * d.sum(axis=1)
     means = {key: np.mean([s[key] for s in steps], axis=0) for key in steps[0]}
+    # delta's norm is the root mean square over the batches
+    means["delta_norm"] = np.sqrt(np.mean([np.square(s["delta_norm"]) for s in steps], axis=0))
     means["weight_norm"] = [np.linalg.norm(w) for w in weights]
     return means
 
@@ -155,9 +157,10 @@ def test_diagnostics_must_be_a_bool_and_nothing_changes_before_the_error():
     assert_params_equal(before, net.get_params())
 
 
-def test_saturated_fraction_rejects_other_activations():
-    with pytest.raises(ValueError, match="gelu"):
-        saturated_fraction(np, "gelu", np.zeros((2, 2)))
+def test_tail_count_rejects_activations_without_tails():
+    for name in ("relu", "gelu"):
+        with pytest.raises(ValueError, match=name):
+            tail_count(np, name, np.zeros((2, 2)))
 
 
 # --- History files --------------------------------------------------------------------
@@ -197,6 +200,7 @@ def test_history_round_trips_through_json_with_its_meta(tmp_path):
         '{"format": "gpunet-history-1", "meta": {}}',
         '{"format": "gpunet-history-1", "meta": [], "metrics": {}}',
         '{"format": "gpunet-history-1", "meta": {}, "metrics": {"cost": 1.0}}',
+        '{"format": "gpunet-history-1", "meta": {}, "metrics": {"cost": [1], "seconds": [1, 2]}}',
     ],
 )
 def test_loading_anything_else_is_a_value_error_naming_the_file(tmp_path, text):
@@ -204,6 +208,31 @@ def test_loading_anything_else_is_a_value_error_naming_the_file(tmp_path, text):
     path.write_text(text)
     with pytest.raises(ValueError, match=r"bad\.json is not a gpunet history file"):
         gpunet.History.load(path)
+
+
+def test_history_check_wants_one_entry_per_epoch_in_every_list():
+    history = trained_history(diagnostics=False)
+    history.check()
+    history["gradient_norm"] = [[1.0, 2.0]]  # recorded for one epoch of two
+    with pytest.raises(ValueError, match="'gradient_norm' has 1 entries for 2 epochs"):
+        history.check()
+
+
+def test_saving_replaces_the_file_whole_or_not_at_all(tmp_path, monkeypatch):
+    path = tmp_path / "h.json"
+    path.write_text("the old file")
+    history = trained_history(diagnostics=False)
+
+    def interrupted(source, target):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(gpunet.io.os, "replace", interrupted)
+    with pytest.raises(OSError, match="disk full"):
+        history.save(path)
+    assert path.read_text() == "the old file" and list(tmp_path.iterdir()) == [path]
+    monkeypatch.undo()
+    history.save(path)
+    assert gpunet.History.load(path) == history and list(tmp_path.iterdir()) == [path]
 
 
 def test_loading_a_missing_history_is_file_not_found(tmp_path):

@@ -19,7 +19,8 @@ import pytest
 
 import gpunet
 from gpunet import cli
-from gpunet.distributed import launched_ranks
+from gpunet.diagnostics import STATISTICS
+from gpunet.distributed import Distributed, check_one_gpu_per_rank, launched_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(mpi_worker.__file__)
@@ -104,6 +105,28 @@ def test_training_matches_one_process_with_the_same_batches(ranks, optimizer, tm
         np.testing.assert_allclose(got[key], history[key], rtol=1e-10, err_msg=key)
 
 
+@needs_mpi
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_diagnostics_are_the_single_process_ones_on_every_rank(ranks, tmp_path):
+    # 99 examples in batches of 4: the last batch of 3 leaves rank 0 of 4 an empty shard
+    result = worker(ranks, "diagnostics", tmp_path, "--batch-size", "4", "--optimizer", "sgd")
+    assert result.returncode == 0, result.stderr
+    net = mpi_worker.network(mpi_worker.DIAGNOSED, "normal")
+    X, y, *_ = mpi_worker.problem()
+    settings = argparse.Namespace(epochs=3, batch_size=4, optimizer="sgd")
+    expected = net.fit(X, y, diagnostics=True, **mpi_worker.train_settings(settings))
+    histories = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(ranks)]
+    for key in STATISTICS:
+        assert all(history[key] == histories[0][key] for history in histories), key
+        assert len(histories[0][key]) == 3
+        for got, want in zip(histories[0][key], expected[key]):
+            assert [v is None for v in got] == [v is None for v in want], key
+            got, want = (np.array(v, dtype=float) for v in (got, want))
+            np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-15, err_msg=key)
+    relu, tanh = (np.array(histories[0]["saturation"])[:, i].astype(float) for i in (0, 1))
+    assert relu.min() > 0 and relu.max() < 1 and tanh.min() > 0  # both kinds were seen
+
+
 # --- failures ------------------------------------------------------------------------------
 
 
@@ -180,14 +203,43 @@ def test_gpunet_train_under_mpiexec_equals_one_process(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("variables", "ranks"),
-    [({}, 1), ({"PMI_SIZE": "4"}, 4), ({"OMPI_COMM_WORLD_SIZE": "3"}, 3), ({"PMI_SIZE": ""}, 1)],
+    [
+        ({}, 1),
+        ({"PMI_SIZE": "4"}, 4),
+        ({"OMPI_COMM_WORLD_SIZE": "3"}, 3),
+        ({"PMI_SIZE": ""}, 1),
+        ({"PMIX_RANK": "1", "SLURM_STEP_NUM_TASKS": "8"}, 8),  # srun --mpi=pmix
+        ({"SLURM_STEP_NUM_TASKS": "8"}, 1),  # srun without PMI: singletons
+        ({"PMIX_RANK": "0"}, 1),
+    ],
 )
 def test_launched_ranks_reads_the_launchers_variables(variables, ranks, monkeypatch):
-    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE"):
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "SLURM_STEP_NUM_TASKS"):
         monkeypatch.delenv(name, raising=False)
     for name, value in variables.items():
         monkeypatch.setenv(name, value)
     assert launched_ranks() == ranks
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"diagnostics": "yes"}, "diagnostics must be True or False"),
+        ({"checkpoint": "run.npz", "resume": 1}, "resume must be True or False"),
+        ({"checkpoint": 3}, "checkpoint must be a str or path"),
+        ({"epochs": 1.0}, "epochs must be an integer"),
+    ],
+)
+def test_bad_arguments_are_refused_before_mpi_starts(small_data, monkeypatch, options, message):
+    def join(cls, comm):
+        raise AssertionError("MPI joined before the arguments were checked")
+
+    monkeypatch.setattr(Distributed, "_join", classmethod(join))
+    X, y, _ = small_data
+    net = gpunet.Network([3, 2], "softmax", seed=0)
+    settings = {"epochs": 1, "batch_size": 2, "lr": 0.1, "distributed": True, **options}
+    with pytest.raises(TypeError, match=message):
+        net.fit(X, y, **settings)
 
 
 def test_distributed_must_be_a_flag_or_a_context(small_data):
@@ -195,3 +247,79 @@ def test_distributed_must_be_a_flag_or_a_context(small_data):
     net = gpunet.Network([3, 2], "softmax", seed=0)
     with pytest.raises(TypeError, match="distributed must be True, False, None or a Distributed"):
         net.fit(X, y, epochs=1, batch_size=2, lr=0.1, distributed="yes")
+
+
+def test_ranks_on_distinct_gpus_pass():
+    check_one_gpu_per_rank([("a", "0000:01:00.0"), ("a", "0000:02:00.0"), ("b", "0000:01:00.0")])
+
+
+def test_two_ranks_on_one_gpu_is_a_clear_error():
+    gpus = [("a", "0000:01:00.0"), ("a", "0000:02:00.0"), ("a", "0000:01:00.0")]
+    with pytest.raises(ValueError, match=r"ranks 0 and 2 would share the GPU .*NCCL needs"):
+        check_one_gpu_per_rank(gpus)
+
+
+class OneRank:
+    """A communicator of one rank, standing in for MPI_COMM_WORLD in this process."""
+
+    def __init__(self):
+        self.freed = []
+
+    def Get_rank(self):  # noqa: N802 (mpi4py's names)
+        return 0
+
+    def Get_size(self):  # noqa: N802 (mpi4py's names)
+        return 1
+
+    def Split_type(self, kind):  # noqa: N802 (mpi4py's names)
+        shared = OneRank()
+        self.freed = shared.freed  # the split communicator reports its Free here
+        return shared
+
+    def Free(self):  # noqa: N802 (mpi4py's names)
+        self.freed.append(True)
+
+    def Allreduce(self, send, receive, op):  # noqa: N802 (mpi4py's names)
+        pass  # one rank: the sum is the value
+
+    def bcast(self, value, root=0):
+        return value
+
+    def allgather(self, value):
+        return [value]
+
+
+@needs_mpi
+def test_fit_closes_the_context_it_made_and_not_one_given(small_data, monkeypatch):
+    X, y, _ = small_data
+    made, closed = [], []
+
+    def join(cls, comm):
+        made.append(cls(OneRank()))
+        return made[-1]
+
+    monkeypatch.setattr(Distributed, "_join", classmethod(join))
+    monkeypatch.setattr(Distributed, "close", lambda self: closed.append(self))
+    net = gpunet.Network([3, 2], "softmax", seed=0)
+    net.fit(X, y, epochs=1, batch_size=2, lr=0.1, progress=False, distributed=True)
+    assert len(made) == 1 and closed == made
+    assert made[0].comm.freed == [True]  # the communicator of the machine's ranks, at once
+    given = Distributed(OneRank())
+    net.fit(X, y, epochs=1, batch_size=2, lr=0.1, progress=False, distributed=given)
+    assert closed == made
+
+
+@needs_mpi
+def test_close_destroys_the_nccl_communicator_once():
+    class Communicator:
+        destroyed = 0
+
+        def destroy(self):
+            self.destroyed += 1
+
+    nccl = Communicator()
+    with Distributed(OneRank()) as ctx:
+        ctx._nccl = nccl
+    assert nccl.destroyed == 1 and ctx._nccl is None
+    ctx.close()
+    assert nccl.destroyed == 1

@@ -1,19 +1,12 @@
 """The computational graph drawer: every activation and cost, PNGs of the declared size."""
 
 import pytest
+from conftest import valid_pairs
 from test_plots import png_size
 
 import gpunet
 from gpunet.activations import ACTIVATIONS
-from gpunet.costs import COSTS
 from gpunet.graph import DERIVATIVES, DPI, draw_graph, figure_inches
-
-PAIRS = [
-    (activation, cost)
-    for activation in ACTIVATIONS
-    for cost in COSTS
-    if COSTS[cost].valid_outputs is None or activation in COSTS[cost].valid_outputs
-]
 
 
 def expected_size(layers):
@@ -25,7 +18,7 @@ def test_every_activation_has_its_derivative_label():
     assert set(DERIVATIVES) == set(ACTIVATIONS)
 
 
-@pytest.mark.parametrize(("activation", "cost"), PAIRS)
+@pytest.mark.parametrize(("activation", "cost"), valid_pairs())
 def test_every_activation_and_cost_is_drawn(tmp_path, activation, cost):
     # the detailed layer is the output one: BP1's seed, or the fused delta
     net = gpunet.Network([5, 4, 3], [activation, activation], backend="numpy")

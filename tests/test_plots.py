@@ -83,6 +83,12 @@ def test_bad_arguments_are_clear_errors(tmp_path):
         plot_histories([gpunet.History()], tmp_path / "x.png")
     with pytest.raises(ValueError, match="labels"):
         plot_histories([good], tmp_path / "x.png", labels=["a", "b"])
+    short = history()
+    short["gradient_norm"].pop()  # statistics for two epochs of three
+    with pytest.raises(
+        ValueError, match=r"histories\[0\]: history metric 'gradient_norm' has 2 entries for 3"
+    ):
+        plot_histories([short], tmp_path / "x.png")
     with pytest.raises(ValueError, match=r"\.png"):
         good.plot(tmp_path / "x.jpg")
     with pytest.raises(FileNotFoundError, match="no directory"):

@@ -12,6 +12,7 @@ from conftest import all_arrays, assert_params_equal, seeded_rng
 
 import gpunet
 from gpunet import datasets
+from gpunet.peers import Pool, gpunet_runner
 
 # --- real data ---------------------------------------------------------------------------
 
@@ -386,6 +387,21 @@ def test_optimizer_reused_on_the_same_network_keeps_its_state():
     b.fit(X, y, epochs=2, batch_size=8, optimizer=gpunet.Adam(0.01), shuffle=False, progress=False)
     for p, q in zip(all_arrays(a.get_params()), all_arrays(b.get_params())):
         np.testing.assert_allclose(p, q, rtol=1e-12)
+
+
+def test_the_benchmark_step_is_fits_step():
+    """gpunet_runner's step and one fit epoch of one batch: the same parameters, bitwise."""
+    X, y = datasets.digits()
+    X, y = X[:32], y[:32]
+    fitted, stepped = (
+        gpunet.Network([64, 16, 10], ["relu", "softmax"], backend="numpy", seed=4) for _ in "ab"
+    )
+    fitted.fit(X, y, epochs=1, batch_size=32, lr=0.3, shuffle=False, progress=False)
+    pool = Pool(X, np.eye(10)[y], y)
+    runner = gpunet_runner(stepped, pool, stepped._cost(None), 0.3)
+    runner.train(runner.indices(np.arange(32)))
+    assert_params_equal(stepped.get_params(), fitted.get_params())
+    assert not np.array_equal(stepped.weights[0], gpunet.Network([64, 16, 10], seed=4).weights[0])
 
 
 # --- divergence ---------------------------------------------------------------------------
