@@ -1,8 +1,9 @@
 """The drawing and explaining commands, on small inputs, through gpunet.cli.main."""
 
 import pytest
+from conftest import png_size
 from test_cli import run
-from test_plots import PANEL, png_size
+from test_plots import PANEL
 
 import gpunet
 from gpunet.cli import main

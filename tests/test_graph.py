@@ -1,8 +1,7 @@
 """The computational graph drawer: every activation and cost, PNGs of the declared size."""
 
 import pytest
-from conftest import valid_pairs
-from test_plots import png_size
+from conftest import png_size, valid_pairs
 
 import gpunet
 from gpunet.activations import ACTIVATIONS

@@ -1,21 +1,13 @@
 """Training plots: valid PNGs of the expected pixel size, and clear errors."""
 
-import struct
-
 import numpy as np
 import pytest
+from conftest import png_size
 
 import gpunet
 from gpunet.plots import DPI, PANEL_INCHES, plot_histories
 
 PANEL = (int(PANEL_INCHES[0] * DPI), int(PANEL_INCHES[1] * DPI))
-
-
-def png_size(path) -> tuple[int, int]:
-    """(width, height) from the PNG signature and IHDR chunk."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
 
 
 def history(diagnostics=True, classes=True, validation=True):

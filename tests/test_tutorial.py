@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_plots import png_size
+from conftest import png_size
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
