@@ -14,27 +14,33 @@
 
 namespace gpunet {
 
-// Z += b (per row), A = g(Z); a may alias z.
-// The row index follows k without a 64-bit division per element: with step = di*m + dj,
-// k -> k + step moves (i, j) to (i + di, j + dj), carrying one row when j passes m.
-template <typename T, int ID>
-GPUNET_HD void bias_activation_loop(long long start, long long step, T* z, const T* b, T* a,
-                                    long long n, long long m) {
-  const long long size = n * m;
-  const long long di = step / m;
-  const long long dj = step % m;
-  long long i = start / m;
-  long long j = start % m;
-  for (long long k = start; k < size; k += step) {
-    const T zk = z[k] + b[i];
-    z[k] = zk;
-    a[k] = Activation<T, ID>::forward(zk);
+// (row i, column j) of element k of an (n, m) array, followed along a grid-stride loop
+// without a 64-bit division per element: with step = di*m + dj, k -> k + step moves
+// (i, j) to (i + di, j + dj), carrying one row when j passes m.
+struct RowColumn {
+  long long i, j, di, dj, m;
+  GPUNET_HD RowColumn(long long start, long long step, long long columns)
+      : i(start / columns), j(start % columns), di(step / columns), dj(step % columns),
+        m(columns) {}
+  GPUNET_HD void advance() {
     i += di;
     j += dj;
     if (j >= m) {
       j -= m;
       ++i;
     }
+  }
+};
+
+// Z += b (per row), A = g(Z); a may alias z.
+template <typename T, int ID>
+GPUNET_HD void bias_activation_loop(long long start, long long step, T* z, const T* b, T* a,
+                                    long long n, long long m) {
+  RowColumn at(start, step, m);
+  for (long long k = start; k < n * m; k += step, at.advance()) {
+    const T zk = z[k] + b[at.i];
+    z[k] = zk;
+    a[k] = Activation<T, ID>::forward(zk);
   }
 }
 
@@ -104,20 +110,10 @@ template <typename T, int Kind>
 GPUNET_HD void output_delta_loop(long long start, long long step, const T* a, const T* y,
                                  long long y_row, long long y_col, T* out, long long n,
                                  long long m, T scale) {
-  const long long size = n * m;
-  const long long di = step / m;
-  const long long dj = step % m;
-  long long i = start / m;
-  long long j = start % m;
-  for (long long k = start; k < size; k += step) {
-    const T target = y[i * y_row + j * y_col];
+  RowColumn at(start, step, m);
+  for (long long k = start; k < n * m; k += step, at.advance()) {
+    const T target = y[at.i * y_row + at.j * y_col];
     out[k] = (Kind == OUTPUT_MINUS_TARGET ? a[k] - target : (a[k] - T(1)) * target) * scale;
-    i += di;
-    j += dj;
-    if (j >= m) {
-      j -= m;
-      ++i;
-    }
   }
 }
 

@@ -131,3 +131,53 @@ def png_size(path: Path) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
     assert data[12:16] == b"IHDR"
     return struct.unpack(">II", data[16:24])
+
+
+# --- parity between backends (tests/test_gpu.py on a device, tests/test_kernels.py on the
+# host-simulated kernels) -----------------------------------------------------------------
+
+PARITY_RTOL = {"float64": 1e-10, "float32": 1e-4}
+
+
+def to_host(x) -> np.ndarray:
+    """A NumPy copy of a CuPy array (`.get()`), or the NumPy array or scalar itself."""
+    return np.asarray(x.get() if hasattr(x, "get") else x)
+
+
+def assert_parity(actual, expected, dtype, what: str = "") -> None:
+    # normwise: rtol relative to the array's largest entry, so that entries that cancel
+    # to near zero (a sum of gradients) are held to the array's scale
+    rtol = PARITY_RTOL[str(dtype)]
+    actual, expected = to_host(actual), to_host(expected)
+    assert actual.dtype == expected.dtype, what
+    scale = max(float(np.abs(expected).max()), np.finfo(expected.dtype).tiny)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+def parity_data(sizes, m: int, seed: int = 7):
+    """m random rows for a network of `sizes`, with class labels."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((m, sizes[0]))
+    labels = rng.integers(0, max(sizes[-1], 2), size=m)
+    return X, labels
+
+
+def net_pair(backend, sizes, activations, dtype, seed: int = 0):
+    """The same network (same seed: same parameters) on NumPy and on `backend`."""
+    import gpunet
+
+    return [
+        gpunet.Network(sizes, activations, backend=b, dtype=dtype, seed=seed)
+        for b in ("numpy", backend)
+    ]
+
+
+def assert_gradients_match(mine, reference, X, labels, cost, dtype) -> None:
+    """Every dC/dW^l and dC/db^l of `mine` against `reference`'s, on the same batch."""
+    for kind, ours, theirs in zip(
+        ("weights", "biases"),
+        mine.gradients(X, labels, cost),
+        reference.gradients(X, labels, cost),
+    ):
+        for layer, (g_ours, g_theirs) in enumerate(zip(ours, theirs)):
+            assert_parity(g_ours, g_theirs, dtype, f"{kind}[{layer}] gradient")

@@ -14,7 +14,15 @@ import os
 
 import numpy as np
 import pytest
-from conftest import valid_pairs
+from conftest import (
+    PARITY_RTOL,
+    assert_gradients_match,
+    assert_parity,
+    net_pair,
+    parity_data,
+    to_host,
+    valid_pairs,
+)
 
 import gpunet
 from gpunet import datasets
@@ -32,7 +40,6 @@ pytestmark = [
 
 BACKENDS = ("cupy",)  # the device backends checked against NumPy
 DTYPES = ("float64", "float32")
-PARITY_RTOL = {"float64": 1e-10, "float32": 1e-4}
 ELEMENTWISE = tuple(_kernels.ACTIVATION_IDS)
 NUMPY = NumpyBackend()
 
@@ -47,36 +54,6 @@ def cupy():
 @pytest.fixture(scope="module")
 def gpu() -> CupyBackend:
     return CupyBackend()
-
-
-def host(x):
-    """A NumPy copy of a CuPy or NumPy array."""
-    import cupy
-
-    return cupy.asnumpy(x) if isinstance(x, cupy.ndarray) else np.asarray(x)
-
-
-def assert_parity(actual, expected, dtype, what=""):
-    rtol = PARITY_RTOL[str(dtype)]
-    actual, expected = host(actual), host(expected)
-    assert actual.dtype == expected.dtype, what
-    scale = max(float(np.abs(expected).max()), np.finfo(expected.dtype).tiny)
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
-
-
-def data(sizes, m, seed=7):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((m, sizes[0]))
-    labels = rng.integers(0, max(sizes[-1], 2), size=m)
-    return X, labels
-
-
-def net_pair(backend, sizes, activations, dtype, seed=0):
-    """The same network (same seed: same parameters) on NumPy and on `backend`."""
-    return [
-        gpunet.Network(sizes, activations, backend=name, dtype=dtype, seed=seed)
-        for name in ("numpy", backend)
-    ]
 
 
 # --- the module and the device's settings ---------------------------------------------
@@ -97,7 +74,7 @@ def test_tf32_is_off(cupy, gpu):
     out = cupy.empty((256, 256), np.float32)
     gpu.matmul(cupy.array(a), cupy.array(b), out=out)
     exact = a.astype(np.float64) @ b.astype(np.float64)
-    error = np.abs(host(out) - exact).max() / np.abs(exact).max()
+    error = np.abs(to_host(out) - exact).max() / np.abs(exact).max()
     assert error < 1e-5, f"float32 GEMM error {error:.1e}: TF32 (about 1e-3) is on"
 
 
@@ -109,19 +86,13 @@ def test_tf32_is_off(cupy, gpu):
 @pytest.mark.parametrize("output, cost", valid_pairs())
 def test_parity_every_output_and_cost(backend, output, cost, dtype):
     sizes = [5, 16, 12, 4]
-    X, labels = data(sizes, 300)
+    X, labels = parity_data(sizes, 300)
     reference, device = net_pair(backend, sizes, ["tanh", "gelu", output], dtype)
     assert_parity(device.forward(X), reference.forward(X), dtype, "forward")
     np.testing.assert_allclose(
         device.cost(X, labels, cost), reference.cost(X, labels, cost), rtol=PARITY_RTOL[dtype]
     )
-    for kind, mine, theirs in zip(
-        ("weights", "biases"),
-        device.gradients(X, labels, cost),
-        reference.gradients(X, labels, cost),
-    ):
-        for layer, (g_mine, g_theirs) in enumerate(zip(mine, theirs)):
-            assert_parity(g_mine, g_theirs, dtype, f"{kind}[{layer}] gradient")
+    assert_gradients_match(device, reference, X, labels, cost, dtype)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -129,19 +100,17 @@ def test_parity_every_output_and_cost(backend, output, cost, dtype):
 @pytest.mark.parametrize("hidden", [*ELEMENTWISE, "softmax"])
 def test_parity_every_hidden_activation(backend, hidden, dtype):
     sizes = [6, 20, 3]
-    X, labels = data(sizes, 500)
+    X, labels = parity_data(sizes, 500)
     reference, device = net_pair(backend, sizes, [hidden, "sigmoid"], dtype)
     assert_parity(device.forward(X), reference.forward(X), dtype, "forward")
-    for mine, theirs in zip(device.gradients(X, labels), reference.gradients(X, labels)):
-        for g_mine, g_theirs in zip(mine, theirs):
-            assert_parity(g_mine, g_theirs, dtype, "gradient")
+    assert_gradients_match(device, reference, X, labels, None, dtype)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("output, cost", valid_pairs())
 def test_gradcheck_float64(backend, output, cost):
     sizes = [4, 5, 3]
-    X, labels = data(sizes, 6)
+    X, labels = parity_data(sizes, 6)
     for hidden in ("tanh", "gelu", "softplus", "softmax"):
         net = gpunet.Network(sizes, [hidden, output], backend=backend, dtype="float64", seed=1)
         assert gpunet.gradcheck(net, X, labels, cost) < 1e-6, (hidden, output, cost)
@@ -255,7 +224,7 @@ KERNEL_RTOL = {"float32": 4e-6, "float64": 1e-12}
 
 
 def assert_kernel_close(actual, expected, dtype, scale=0.0, what=""):
-    actual, expected = host(actual).astype(np.float64), host(expected).astype(np.float64)
+    actual, expected = to_host(actual).astype(np.float64), to_host(expected).astype(np.float64)
     info = np.finfo(dtype)
     atol = np.maximum(8 * info.eps * np.asarray(scale, dtype=np.float64), info.tiny)
     assert not np.isnan(actual).any() or np.isnan(expected).any(), f"{what}: NaN left"
@@ -307,7 +276,7 @@ def test_bias_activation_kernel(cupy, kernel_backend, name, dtype):
     z_gpu, a_gpu = cupy.array(z), poisoned(cupy, shape, dtype)
     kernel_backend.bias_activation(g, z_gpu, cupy.array(b), a_gpu)
     scale = np.maximum(1.0, np.abs(expected_z))
-    np.testing.assert_array_equal(host(z_gpu), expected_z)  # the same one addition
+    np.testing.assert_array_equal(to_host(z_gpu), expected_z)  # the same one addition
     assert_kernel_close(a_gpu, expected_a, dtype, scale, "a")
     shared = cupy.array(z)
     kernel_backend.bias_activation(g, shared, cupy.array(b), shared)

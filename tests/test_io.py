@@ -19,15 +19,19 @@ def _net(dtype="float32", sizes=(4, 6, 5, 3), activations=("relu", "gelu", "soft
     return gpunet.Network(list(sizes), list(activations), dtype=dtype, seed=3)
 
 
-def _architecture(**overrides):
-    fields = {
+def _fields(**overrides) -> dict:
+    """A valid architecture record, with overrides."""
+    return {
         "format": "gpunet",
         "version": 1,
         "sizes": [2, 3],
         "activations": ["sigmoid"],
         "dtype": "float64",
     } | overrides
-    return np.frombuffer(json.dumps(fields).encode(), dtype=np.uint8)
+
+
+def _architecture(**overrides):
+    return np.frombuffer(json.dumps(_fields(**overrides)).encode(), dtype=np.uint8)
 
 
 def _write_npz(path, **arrays):
@@ -206,13 +210,7 @@ def test_load_parameter_of_wrong_shape(tmp_path):
 @pytest.mark.parametrize("missing", ["sizes", "activations", "dtype"])
 def test_load_architecture_missing_a_field(tmp_path, missing):
     """A file whose architecture lacks a field is 'anything else': ValueError, not KeyError."""
-    fields = {
-        "format": "gpunet",
-        "version": 1,
-        "sizes": [2, 3],
-        "activations": ["sigmoid"],
-        "dtype": "float64",
-    }
+    fields = _fields()
     del fields[missing]
     path = tmp_path / "model.npz"
     _write_npz(

@@ -29,7 +29,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.special
-from conftest import valid_pairs
+from conftest import (
+    assert_gradients_match,
+    assert_parity,
+    net_pair,
+    parity_data,
+    valid_pairs,
+)
 
 import gpunet
 from gpunet.activations import ACTIVATIONS
@@ -700,68 +706,33 @@ def test_kernel_checks_raise(host):
 # --- 2c. whole networks on the simulated backend ----------------------------------------
 
 
-def net_pair(host, sizes, activations, dtype, seed=0):
-    nets = [
-        gpunet.Network(sizes, activations, backend=backend, dtype=dtype, seed=seed)
-        for backend in (NUMPY, simulated_backend(host))
-    ]
-    return nets
-
-
-def data(sizes, m, seed=7):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((m, sizes[0]))
-    labels = rng.integers(0, max(sizes[-1], 2), size=m)
-    return X, labels
-
-
-PARITY_RTOL = {"float64": 1e-10, "float32": 1e-4}
-
-
-def assert_parity(actual, expected, dtype, what):
-    # normwise: rtol relative to the array's largest entry, so that entries that cancel
-    # to near zero (a sum of gradients) are held to the array's scale
-    rtol = PARITY_RTOL[dtype]
-    actual, expected = np.asarray(actual), np.asarray(expected)
-    scale = max(float(np.abs(expected).max()), np.finfo(expected.dtype).tiny)
-    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale, err_msg=what)
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("output, cost", valid_pairs())
 def test_network_parity_on_simulated_kernels(host, output, cost, dtype):
     sizes = [5, 6, 7, 4]
     activations = ["tanh", "gelu", output]
-    X, labels = data(sizes, 37)
-    reference, simulated = net_pair(host, sizes, activations, dtype)
+    X, labels = parity_data(sizes, 37)
+    reference, simulated = net_pair(simulated_backend(host), sizes, activations, dtype)
     assert_parity(simulated.forward(X), reference.forward(X), dtype, "forward")
     assert_parity(simulated.cost(X, labels, cost), reference.cost(X, labels, cost), dtype, "cost")
-    for kind, mine, theirs in zip(
-        ("weights", "biases"),
-        simulated.gradients(X, labels, cost),
-        reference.gradients(X, labels, cost),
-    ):
-        for layer, (g_mine, g_theirs) in enumerate(zip(mine, theirs)):
-            assert_parity(g_mine, g_theirs, dtype, f"{kind}[{layer}] gradient")
+    assert_gradients_match(simulated, reference, X, labels, cost, dtype)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("hidden", [*ELEMENTWISE, "softmax"])
 def test_hidden_layer_parity_on_simulated_kernels(host, hidden, dtype):
     sizes = [4, 9, 3]
-    X, labels = data(sizes, 300)  # more columns than the simulated grid's threads
-    reference, simulated = net_pair(host, sizes, [hidden, "softmax"], dtype)
+    X, labels = parity_data(sizes, 300)  # more columns than the simulated grid's threads
+    reference, simulated = net_pair(simulated_backend(host), sizes, [hidden, "softmax"], dtype)
     assert_parity(simulated.forward(X), reference.forward(X), dtype, "forward")
-    for mine, theirs in zip(simulated.gradients(X, labels), reference.gradients(X, labels)):
-        for g_mine, g_theirs in zip(mine, theirs):
-            assert_parity(g_mine, g_theirs, dtype, "gradient")
+    assert_gradients_match(simulated, reference, X, labels, None, dtype)
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
 def test_training_parity_on_simulated_kernels(host, optimizer):
     sizes = [6, 8, 3]
-    X, labels = data(sizes, 60)
-    reference, simulated = net_pair(host, sizes, ["relu", "softmax"], "float64")
+    X, labels = parity_data(sizes, 60)
+    reference, simulated = net_pair(simulated_backend(host), sizes, ["relu", "softmax"], "float64")
     make = {
         "sgd": lambda: SGD(0.3, weight_decay=1e-3),
         "momentum": lambda: SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-3),
@@ -779,7 +750,7 @@ def test_training_parity_on_simulated_kernels(host, optimizer):
 
 def test_gradcheck_on_simulated_kernels(host):
     sizes = [3, 4, 2]
-    X, labels = data(sizes, 5)
+    X, labels = parity_data(sizes, 5)
     net = gpunet.Network(sizes, ["gelu", "sigmoid"], backend=simulated_backend(host), seed=3)
     assert gpunet.gradcheck(net, X, labels) < 1e-6
 
