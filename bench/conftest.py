@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from gpunet.backends import cupy_unavailable
-from gpunet.throughput import SHAPES
+from gpunet.core.backends import cupy_unavailable
+from gpunet.tools.bench.throughput import SHAPES
 
 FULL = {"shape": list(SHAPES), "batch_size": [1, 16, 256, 1024, 4096]}
 SMOKE = {"shape": ["nielsen", "narrow-deep"], "batch_size": [1, 16]}

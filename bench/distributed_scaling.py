@@ -6,7 +6,7 @@ and the ring all-reduce model of docs/distributed.md applied to the bench shapes
 launches `mpiexec -n K` of itself (--worker) for each rank count, one BLAS thread per
 rank. Each worker runs `gpunet.training.train_step`, the step of `fit` (gather its shard,
 BP1–BP4, all-reduce, SGD step), on synthetic data, timing the step and the all-reduce
-within it. The shapes are the throughput benchmark's (gpunet.throughput.SHAPES).
+within it. The shapes are the throughput benchmark's (gpunet.tools.bench.throughput.SHAPES).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gpunet.throughput import SHAPES
+from gpunet.tools.bench.throughput import SHAPES
 
 MEASURED = ("nielsen", "mnist-mlp")
 # (bandwidth bytes/s, per-step latency s) of each link, as in docs/distributed.md
@@ -75,8 +75,8 @@ class TimedAllreduce:
 
 def worker(args: argparse.Namespace) -> None:
     import gpunet
-    from gpunet.distributed import Distributed
-    from gpunet.training import train_step
+    from gpunet.train.distributed import Distributed
+    from gpunet.train.loop import train_step
 
     ctx = Distributed.from_mpi()
     shape = SHAPES[args.shape]
@@ -86,7 +86,7 @@ def worker(args: argparse.Namespace) -> None:
     X = rng.random((global_batch * 4, shape.sizes[0]), dtype=np.float32)
     outputs = shape.sizes[-1]
     targets = np.eye(outputs, dtype=np.float32)[rng.integers(0, outputs, len(X))]
-    cost, optimizer = net._cost(None), gpunet.SGD(0.01)
+    cost, optimizer = net.cost_function(None), gpunet.SGD(0.01)
     part, timed = ctx.shard(global_batch), TimedAllreduce(ctx)
     steps, allreduce = [], []
     for step in range(args.warmup + args.steps):

@@ -41,8 +41,8 @@ import torch
 from torch import nn
 
 import gpunet
-from gpunet.backends.numpy_backend import cpu_model
-from gpunet.throughput import blas_info, gpunet_source
+from gpunet.core.backends.numpy_backend import cpu_model
+from gpunet.tools.bench.throughput import blas_info, gpunet_source
 
 SIZES = [784, 256, 256, 10]
 ACTIVATIONS = ["relu", "relu", "softmax"]

@@ -7,9 +7,9 @@ import itertools
 import numpy as np
 import pytest
 
-from gpunet.backends import select_backend
-from gpunet.peers import PeerUnavailableError
-from gpunet.throughput import (
+from gpunet.core.backends import select_backend
+from gpunet.tools.bench.peers import PeerUnavailableError
+from gpunet.tools.bench.throughput import (
     INDEX_BATCHES,
     SHAPES,
     all_finite,

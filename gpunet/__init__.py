@@ -9,13 +9,8 @@
 """
 
 from . import datasets
-from .backends import BackendUnavailableError
-from .distributed import Distributed, DistributedError
-from .gradcheck import gradcheck
-from .io import load
-from .network import Network
-from .optimizers import SGD, Adam, Optimizer
-from .training import DivergenceError, History
+from .core import SGD, Adam, BackendUnavailableError, Network, Optimizer, gradcheck, load
+from .train import Distributed, DistributedError, DivergenceError, History
 
 __version__ = "0.1.0"
 

@@ -114,8 +114,8 @@ def assert_params_equal(before, after) -> None:
 
 def valid_pairs() -> list[tuple[str, str]]:
     """Every (output activation, cost) pair the library accepts."""
-    from gpunet.activations import ACTIVATIONS
-    from gpunet.costs import COSTS
+    from gpunet.core.activations import ACTIVATIONS
+    from gpunet.core.costs import COSTS
 
     return [
         (output, cost)

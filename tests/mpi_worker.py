@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 import gpunet
-from gpunet.distributed import Distributed
+from gpunet.train.distributed import Distributed
 
 SIZES, ACTIVATIONS = [5, 7, 4, 3], ["tanh", "sigmoid", "softmax"]
 # for the diagnostics: dead relu units and tanh tails (the large "normal" init fills them)
@@ -48,7 +48,7 @@ def train_settings(args: argparse.Namespace) -> dict:
 
 def fail_after(net: gpunet.Network, steps: int, action) -> None:
     """Run action() at this rank's backpropagation number steps + 1 (a rank that fails)."""
-    backpropagate, calls = net._backpropagate, [0]
+    backpropagate, calls = net.backpropagate, [0]
 
     def counted(*args):
         calls[0] += 1
@@ -56,21 +56,21 @@ def fail_after(net: gpunet.Network, steps: int, action) -> None:
             action()
         return backpropagate(*args)
 
-    net._backpropagate = counted
+    net.backpropagate = counted
 
 
 def gradient(ctx: Distributed, out: Path, args: argparse.Namespace) -> None:
     """The all-reduced gradient of the first m examples, each rank holding its shard."""
     net = network()
     X, y, *_ = problem()
-    cost = net._cost(None)
-    X, targets, _ = net._inputs(X[: args.batch_size], y[: args.batch_size], cost)
+    cost = net.cost_function(None)
+    X, targets, _ = net.checked_inputs(X[: args.batch_size], y[: args.batch_size], cost)
     part = ctx.shard(args.batch_size)
     m_r = part.stop - part.start
-    net._backpropagate(X[part], targets[part], net._workspace(m_r), cost)
-    ctx.allreduce_gradients(net._grads, m_r / args.batch_size)
+    net.backpropagate(X[part], targets[part], net.workspace(m_r), cost)
+    ctx.allreduce_gradients(net.grads, m_r / args.batch_size)
     if ctx.is_root:
-        np.savez(out / "result.npz", grads=net._grads)
+        np.savez(out / "result.npz", grads=net.grads)
 
 
 def train(ctx: Distributed, out: Path, args: argparse.Namespace) -> None:
@@ -84,7 +84,7 @@ def train(ctx: Distributed, out: Path, args: argparse.Namespace) -> None:
                 raise RuntimeError("injected failure")
             if args.fail == "exit":
                 os._exit(3)
-            net._params[0] += 1e-9  # drift
+            net.params[0] += 1e-9  # drift
 
         fail_after(net, args.fail_epoch * steps - 1, fail)
     history = net.fit(
@@ -100,7 +100,7 @@ def train(ctx: Distributed, out: Path, args: argparse.Namespace) -> None:
     if ctx.is_root:
         np.savez(
             out / "result.npz",
-            params=net._params,
+            params=net.params,
             **{key: np.array(values) for key, values in history.items()},
         )
 
@@ -116,11 +116,11 @@ def diagnostics(ctx: Distributed, out: Path, args: argparse.Namespace) -> None:
 def bad_batch(ctx: Distributed, out: Path, args: argparse.Namespace) -> None:
     net = network()
     X, y, *_ = problem()
-    before = net._params.copy()
+    before = net.params.copy()
     try:
         net.fit(X, y, distributed=ctx, **train_settings(args))
     except ValueError as error:
-        unchanged = bool((net._params == before).all())
+        unchanged = bool((net.params == before).all())
         (out / f"rank{ctx.rank}.txt").write_text(f"ValueError: {error} (unchanged: {unchanged})")
 
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import assert_params_equal
 
 import gpunet
-from gpunet.backends.cupy_backend import cupy_unavailable
+from gpunet.core.backends.cupy_backend import cupy_unavailable
 
 NO_CUPY = cupy_unavailable()
 
@@ -299,7 +299,7 @@ def test_gradcheck_bad_eps(net):
 # --- set_params -------------------------------------------------------------------------
 
 
-def _params(net):
+def params(net):
     return net.get_params()
 
 

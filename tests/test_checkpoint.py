@@ -10,7 +10,7 @@ import pytest
 from conftest import assert_params_equal, seeded_rng
 
 import gpunet
-from gpunet.checkpoint import read_checkpoint, restore
+from gpunet.train.checkpoint import read_checkpoint, restore
 
 
 def _data(m=50):
@@ -152,7 +152,7 @@ def test_a_damaged_checkpoint_is_refused_before_any_change(damage, message, tmp_
     assert_params_equal(net.get_params(), params)
     assert rng.bit_generator.state == generator and dict(history) == {}
     assert optimizer.state(net.backend) == {}
-    optimizer.attach(_small_net()._params)  # and it is bound to no network yet
+    optimizer.attach(_small_net().params)  # and it is bound to no network yet
 
 
 def _small_net():
@@ -190,6 +190,6 @@ def test_optimizer_state_is_checked_before_it_is_taken(optimizer, state, message
     net = _net()
     assert net.n_parameters == 51
     with pytest.raises(ValueError, match=message):
-        optimizer.load_state(net.backend, net._params, state)
+        optimizer.load_state(net.backend, net.params, state)
     assert optimizer.state(net.backend) == {}
-    optimizer.load_state(net.backend, _small_net()._params, {})  # still bound to no network
+    optimizer.load_state(net.backend, _small_net().params, {})  # still bound to no network

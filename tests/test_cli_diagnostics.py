@@ -6,8 +6,8 @@ from test_cli import run
 from test_plots import PANEL
 
 import gpunet
-from gpunet.cli import main
-from gpunet.graph import DPI, figure_inches
+from gpunet.tools.cli import main
+from gpunet.tools.diagram import DPI, figure_inches
 
 SMALL = ["--epochs", "2", "--sizes", "64,8,8,10", "--no-progress"]
 

@@ -7,8 +7,8 @@ import pytest
 from conftest import REFERENCE, assert_params_equal, seeded_rng
 
 import gpunet
-from gpunet.backends.cupy_backend import cupy_unavailable
-from gpunet.diagnostics import STATISTICS, TAIL, tail_count
+from gpunet.core.backends.cupy_backend import cupy_unavailable
+from gpunet.train.diagnostics import STATISTICS, TAIL, tail_count
 
 DERIVATIVE = {
     "sigmoid": lambda a: a * (1 - a),
@@ -226,7 +226,7 @@ def test_saving_replaces_the_file_whole_or_not_at_all(tmp_path, monkeypatch):
     def interrupted(source, target):
         raise OSError("disk full")
 
-    monkeypatch.setattr(gpunet.io.os, "replace", interrupted)
+    monkeypatch.setattr(gpunet.core.io.os, "replace", interrupted)
     with pytest.raises(OSError, match="disk full"):
         history.save(path)
     assert path.read_text() == "the old file" and list(tmp_path.iterdir()) == [path]

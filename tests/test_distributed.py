@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 import gpunet
-from gpunet import cli
-from gpunet.diagnostics import STATISTICS
-from gpunet.distributed import Distributed, check_one_gpu_per_rank, launched_ranks
+from gpunet.tools import cli
+from gpunet.train.diagnostics import STATISTICS
+from gpunet.train.distributed import Distributed, check_one_gpu_per_rank, launched_ranks
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(mpi_worker.__file__)
@@ -98,9 +98,9 @@ def test_training_matches_one_process_with_the_same_batches(ranks, optimizer, tm
     assert result.stdout == ""  # no progress or output from any rank
     got = np.load(tmp_path / "result.npz")
     net, history = single_process_fit(optimizer=optimizer)
-    start = mpi_worker.network()._params
-    assert np.abs(net._params - start).max() > 1e-2  # training moved the parameters
-    np.testing.assert_allclose(got["params"], net._params, rtol=1e-10, atol=1e-12)
+    start = mpi_worker.network().params
+    assert np.abs(net.params - start).max() > 1e-2  # training moved the parameters
+    np.testing.assert_allclose(got["params"], net.params, rtol=1e-10, atol=1e-12)
     for key in ("cost", "accuracy", "validation_cost", "validation_accuracy"):
         np.testing.assert_allclose(got[key], history[key], rtol=1e-10, err_msg=key)
 
@@ -148,7 +148,7 @@ def test_a_raising_rank_stops_the_job_naming_it_and_the_checkpoint_resumes_exact
     assert resumed.returncode == 0, resumed.stderr
     got = np.load(tmp_path / "result.npz")
     net, history = single_process_fit(epochs=4)
-    np.testing.assert_allclose(got["params"], net._params, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got["params"], net.params, rtol=1e-10, atol=1e-12)
     assert len(got["cost"]) == 4  # the History holds the epochs before the failure too
     np.testing.assert_allclose(got["cost"], history["cost"], rtol=1e-10)
 
@@ -198,7 +198,7 @@ def test_gpunet_train_under_mpiexec_equals_one_process(tmp_path, capsys):
     assert alone["ranks"] == 1
     assert report["test_cost"] == pytest.approx(alone["test_cost"], rel=1e-10)
     two, one = gpunet.load(tmp_path / "two.npz"), gpunet.load(tmp_path / "one.npz")
-    np.testing.assert_allclose(two._params, one._params, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(two.params, one.params, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from gpunet.explain import OUTPUT_DELTAS, explain, time_gradients
+from gpunet.tools.explain import OUTPUT_DELTAS, explain, time_gradients
 
 
 @pytest.mark.parametrize("cost", list(OUTPUT_DELTAS))

@@ -26,11 +26,11 @@ from conftest import (
 
 import gpunet
 from gpunet import datasets
-from gpunet.activations import ACTIVATIONS
-from gpunet.backends import CupyBackend, NumpyBackend, _kernels
-from gpunet.backends.cupy_backend import cupy_unavailable
-from gpunet.costs import COSTS
-from gpunet.optimizers import SGD, Adam
+from gpunet.core.activations import ACTIVATIONS
+from gpunet.core.backends import CupyBackend, NumpyBackend, kernels
+from gpunet.core.backends.cupy_backend import cupy_unavailable
+from gpunet.core.costs import COSTS
+from gpunet.core.optimizers import SGD, Adam
 
 WHY_NOT = cupy_unavailable()
 pytestmark = [
@@ -40,7 +40,7 @@ pytestmark = [
 
 BACKENDS = ("cupy",)  # the device backends checked against NumPy
 DTYPES = ("float64", "float32")
-ELEMENTWISE = tuple(_kernels.ACTIVATION_IDS)
+ELEMENTWISE = tuple(kernels.ACTIVATION_IDS)
 NUMPY = NumpyBackend()
 
 
@@ -60,9 +60,9 @@ def gpu() -> CupyBackend:
 
 
 def test_every_name_expression_compiles_with_nvrtc():
-    for name in _kernels.name_expressions():
-        kernel = _kernels.function(name)
-        assert kernel.attributes["max_threads_per_block"] >= _kernels.BLOCK, name
+    for name in kernels.name_expressions():
+        kernel = kernels.function(name)
+        assert kernel.attributes["max_threads_per_block"] >= kernels.BLOCK, name
 
 
 def test_tf32_is_off(cupy, gpu):
@@ -161,18 +161,18 @@ def training_step(cupy, dtype, optimizer):
         [64, 48, 32, 10], ["gelu", "relu", "softmax"], backend="cupy", dtype=dtype, seed=0
     )
     m = 128
-    ws = net._workspace(m)
+    ws = net.workspace(m)
     ws.x[...] = cupy.array(X[:m], dtype=dtype)
     ws.y[...] = cupy.array(np.eye(10)[y[:m]], dtype=dtype)
-    cost = net._cost(None)
+    cost = net.cost_function(None)
     opt = {
         "sgd": SGD(0.1, momentum=0.9, nesterov=True, weight_decay=1e-4),
         "adam": Adam(1e-3, weight_decay=1e-4),
     }[optimizer]
 
     def step():
-        net._backpropagate(ws.x, ws.y, ws, cost)
-        opt.step(net.backend, net._params, net._grads, net.n_weights)
+        net.backpropagate(ws.x, ws.y, ws, cost)
+        opt.step(net.backend, net.params, net.grads, net.n_weights)
 
     return step
 
@@ -259,7 +259,7 @@ def kernel_backend(request):
 
 def big_shape(backend, rows):
     """(rows, m) with more elements than the grid has threads."""
-    threads = backend._max_blocks * _kernels.BLOCK
+    threads = backend._max_blocks * kernels.BLOCK
     return rows, max(3 * threads // rows + 7, 11)
 
 
@@ -331,7 +331,7 @@ def test_bias_gradient(cupy, kernel_backend, dtype):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("momentum, nesterov", [(0.0, False), (0.9, False), (0.9, True)])
 def test_sgd_update_kernel(cupy, kernel_backend, dtype, momentum, nesterov):
-    size = 3 * kernel_backend._max_blocks * _kernels.BLOCK + 5
+    size = 3 * kernel_backend._max_blocks * kernels.BLOCK + 5
     n_decayed = size // 2
     params = random(size, dtype, 6)
     params_gpu = cupy.array(params)
@@ -357,7 +357,7 @@ def test_sgd_update_kernel(cupy, kernel_backend, dtype, momentum, nesterov):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_adam_update_kernel(cupy, kernel_backend, dtype):
-    size = 3 * kernel_backend._max_blocks * _kernels.BLOCK + 5
+    size = 3 * kernel_backend._max_blocks * kernels.BLOCK + 5
     n_decayed = size // 2
     params = random(size, dtype, 6)
     moments = (np.zeros(size, dtype), np.zeros(size, dtype))

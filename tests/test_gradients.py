@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpunet
-from gpunet.activations import ACTIVATIONS
-from gpunet.backends import NumpyBackend
-from gpunet.costs import COSTS
+from gpunet.core.activations import ACTIVATIONS
+from gpunet.core.backends import NumpyBackend
+from gpunet.core.costs import COSTS
 
 OPS = NumpyBackend()
 

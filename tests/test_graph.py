@@ -4,8 +4,8 @@ import pytest
 from conftest import png_size, valid_pairs
 
 import gpunet
-from gpunet.activations import ACTIVATIONS
-from gpunet.graph import DERIVATIVES, DPI, draw_graph, figure_inches
+from gpunet.core.activations import ACTIVATIONS
+from gpunet.tools.diagram import DERIVATIVES, DPI, draw_graph, figure_inches
 
 
 def expected_size(layers):

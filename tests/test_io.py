@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_params_equal, seeded_rng
 
 import gpunet
-import gpunet.io
+import gpunet.core.io
 
 
 def _net(dtype="float32", sizes=(4, 6, 5, 3), activations=("relu", "gelu", "softmax")):
@@ -67,7 +67,7 @@ def test_round_trip_with_str_path_and_no_suffix_after_training(tmp_path):
     net = _net("float64")
     net.fit(X, y, epochs=2, batch_size=5, lr=0.1, progress=False)
     path = str(tmp_path / "model")  # no .npz suffix: the file is exactly this path
-    gpunet.io.save(net, path)
+    net.save(path)
     assert os.listdir(tmp_path) == ["model"]
     loaded = gpunet.load(path, backend="numpy")
     assert loaded.evaluate(X, y) == net.evaluate(X, y)
@@ -112,7 +112,7 @@ def test_failed_save_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
         file.write(b"PK\x03\x04 half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(gpunet.io.np, "savez", broken_savez)
+    monkeypatch.setattr(gpunet.core.io.np, "savez", broken_savez)
     with pytest.raises(OSError, match="disk full"):
         gpunet.Network([2, 2], seed=0).save(path)
     monkeypatch.undo()
@@ -266,7 +266,7 @@ def test_object_arrays_are_never_unpickled(tmp_path, monkeypatch, key):
         calls.append(kwargs.get("allow_pickle", "default"))
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(gpunet.io.np, "load", spy)
+    monkeypatch.setattr(gpunet.core.io.np, "load", spy)
     _UNPICKLED.clear()
     _assert_not_a_model(path)
     assert calls and all(flag is False for flag in calls), calls

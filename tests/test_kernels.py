@@ -38,12 +38,12 @@ from conftest import (
 )
 
 import gpunet
-from gpunet.activations import ACTIVATIONS
-from gpunet.backends import Backend, CupyBackend, NumpyBackend, _kernels
-from gpunet.costs import COSTS
-from gpunet.optimizers import SGD, Adam
+from gpunet.core.activations import ACTIVATIONS
+from gpunet.core.backends import Backend, CupyBackend, NumpyBackend, kernels
+from gpunet.core.costs import COSTS
+from gpunet.core.optimizers import SGD, Adam
 
-KERNELS = _kernels.kernels_dir()
+KERNELS = kernels.kernels_dir()
 NVCC = shutil.which("nvcc")
 CXX = shutil.which("g++") or shutil.which("c++")
 needs_nvcc = pytest.mark.skipif(
@@ -51,7 +51,7 @@ needs_nvcc = pytest.mark.skipif(
 )
 DTYPES = (np.float32, np.float64)
 C_DTYPES = {"float": np.dtype(np.float32), "double": np.dtype(np.float64)}
-ELEMENTWISE = tuple(_kernels.ACTIVATION_IDS)
+ELEMENTWISE = tuple(kernels.ACTIVATION_IDS)
 NUMPY = NumpyBackend()
 
 
@@ -105,7 +105,7 @@ def test_sources_are_found_and_ascii():
 
 def test_name_expressions_cover_every_kernel_and_activation():
     signatures = all_signatures()
-    names = _kernels.name_expressions()
+    names = kernels.name_expressions()
     assert len(set(names)) == len(names)
     assert {split_name(n)[0] for n in names} == set(signatures)
     for kernel in signatures:
@@ -114,23 +114,23 @@ def test_name_expressions_cover_every_kernel_and_activation():
                 split_name(n)[0] == kernel and split_name(n)[1][0] == c_type for n in names
             ), (kernel, c_type)
     # every activation but softmax (its own kernels) has an elementwise kernel, and back
-    assert set(_kernels.ACTIVATION_IDS) == set(ACTIVATIONS) - {"softmax"}
-    assert sorted(_kernels.ACTIVATION_IDS.values()) == list(range(len(_kernels.ACTIVATION_IDS)))
+    assert set(kernels.ACTIVATION_IDS) == set(ACTIVATIONS) - {"softmax"}
+    assert sorted(kernels.ACTIVATION_IDS.values()) == list(range(len(kernels.ACTIVATION_IDS)))
 
 
 def test_source_heads_with_a_digest_of_the_headers():
-    source = _kernels.source()
+    source = kernels.source()
     assert re.match(r"// headers sha256 [0-9a-f]{64}\n", source)
     assert "__global__ void bias_activation" in source
 
 
 def test_kernels_dir_inside_an_installed_package(tmp_path):
-    # the wheel layout: gpunet/backends/_kernels.py next to gpunet/kernels/
-    backends = tmp_path / "gpunet" / "backends"
+    # the wheel layout: gpunet/core/backends/kernels.py, the sources in gpunet/kernels/
+    backends = tmp_path / "gpunet" / "core" / "backends"
     backends.mkdir(parents=True)
-    shutil.copy(_kernels.__file__, backends / "_kernels.py")
+    shutil.copy(kernels.__file__, backends / "kernels.py")
     shutil.copytree(KERNELS, tmp_path / "gpunet" / "kernels")
-    spec = importlib.util.spec_from_file_location("wheel_kernels", backends / "_kernels.py")
+    spec = importlib.util.spec_from_file_location("wheel_kernels", backends / "kernels.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.kernels_dir() == (tmp_path / "gpunet" / "kernels").resolve()
@@ -168,7 +168,7 @@ def nvcc(tmp_path: Path, name: str, code: str, *flags: str) -> None:
 @pytest.mark.parametrize("cu", sorted(p.name for p in KERNELS.glob("*.cu")))
 def test_nvcc_compiles_every_instantiation_without_warnings(tmp_path, cu, arch):
     defined = set(kernel_signatures(KERNELS / cu))
-    names = [n for n in _kernels.name_expressions() if split_name(n)[0] in defined]
+    names = [n for n in kernels.name_expressions() if split_name(n)[0] in defined]
     assert names
     nvcc(tmp_path, "all", f'#include "{cu}"\n{instantiations(names)}', f"-arch={arch}")
 
@@ -176,7 +176,7 @@ def test_nvcc_compiles_every_instantiation_without_warnings(tmp_path, cu, arch):
 @needs_nvcc
 def test_float_kernels_never_compute_in_double(tmp_path):
     # ptxas flags any double-precision instruction: a float kernel must stay in float
-    names = [n for n in _kernels.name_expressions() if split_name(n)[1][0] == "float"]
+    names = [n for n in kernels.name_expressions() if split_name(n)[1][0] == "float"]
     code = '#include "elementwise.cu"\n' + instantiations(names)
     nvcc(tmp_path, "float_only", code, "-arch=sm_90", "-Xptxas", "-warn-double-usage")
 
@@ -237,7 +237,7 @@ extern "C" double gpunet_constant(int i) {
 class HostKernels:
     """The kernels compiled for the host, launched like CuPy launches them.
 
-    `launch(name, blocks, args)` has _kernels.launch's signature. It checks every
+    `launch(name, blocks, args)` has kernels.launch's signature. It checks every
     argument against the kernel's declared parameter type exactly as the device would
     read it (CuPy checks nothing: a Python float or an int32 where the kernel wants a
     float or a long long is silently wrong there), then runs blocks x BLOCK threads one
@@ -256,7 +256,7 @@ class HostKernels:
             function.restype = ctypes.c_int
         self.lib.gpunet_constant.restype = ctypes.c_double
         self.lib.gpunet_constant.argtypes = [ctypes.c_int]
-        self.names = _kernels.name_expressions()
+        self.names = kernels.name_expressions()
         self.signatures = all_signatures()
         self.threads: int | None = None
         self.launched: list[str] = []
@@ -305,7 +305,7 @@ class HostKernels:
                 expected = {"T": dtype.type, "long long": np.int64, "int": np.int32}[param]
                 assert type(arg) is expected, f"{where}: got {type(arg).__name__}"
                 c_args.append(arg.item())
-        threads = self.threads or blocks * _kernels.BLOCK
+        threads = self.threads or blocks * kernels.BLOCK
         for index in range(threads):
             self.lib.gpunet_sim_thread(index, threads)
             function(*c_args)
@@ -317,7 +317,7 @@ class HostKernels:
         suffix = "f32" if x.dtype == np.float32 else "f64"
         c_type = ctypes.POINTER(np.ctypeslib.as_ctypes_type(x.dtype))
         status = getattr(self.lib, f"gpunet_apply_{suffix}")(
-            _kernels.ACTIVATION_IDS[activation],
+            kernels.ACTIVATION_IDS[activation],
             {"forward": 0, "derivative": 1}[what],
             x.ctypes.data_as(c_type),
             out.ctypes.data_as(c_type),
@@ -334,14 +334,14 @@ def host(tmp_path_factory) -> HostKernels:
     folder = tmp_path_factory.mktemp("host_kernels")
     cases = "\n".join(
         f"    case {i}: apply<T, {i}>(what, x, out, n); return 0;"
-        for i in _kernels.ACTIVATION_IDS.values()
+        for i in kernels.ACTIVATION_IDS.values()
     )
     from_output = "\n".join(
         f"    case {i}: return gpunet::Activation<float, {i}>::kFromOutput ? 1 : 0;"
-        for i in _kernels.ACTIVATION_IDS.values()
+        for i in kernels.ACTIVATION_IDS.values()
     )
     code = HOST_PRELUDE % {"cases": cases, "from_output": from_output}
-    code += instantiations(_kernels.name_expressions())
+    code += instantiations(kernels.name_expressions())
     source = folder / "host_kernels.cpp"
     source.write_text(code)
     library = folder / "host_kernels.so"
@@ -396,7 +396,7 @@ def assert_close(actual, expected, dtype, scale=0.0, what=""):
 
 
 def test_constants_are_those_of_activations_py(host):
-    from gpunet import activations
+    from gpunet.core import activations
 
     assert host.lib.gpunet_constant(0) == activations.LEAKY_SLOPE
     assert host.lib.gpunet_constant(1) == activations._SQRT_HALF
@@ -405,7 +405,7 @@ def test_constants_are_those_of_activations_py(host):
 
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_derivative_source_matches_activations_py(host, name):
-    from_output = host.lib.gpunet_from_output(_kernels.ACTIVATION_IDS[name])
+    from_output = host.lib.gpunet_from_output(kernels.ACTIVATION_IDS[name])
     assert from_output == int(ACTIVATIONS[name].derivative_from_output)
 
 
@@ -780,7 +780,7 @@ def test_cupy_backend_module_imports_without_cupy():
     code = (
         "import sys; sys.modules['cupy'] = None; sys.modules['cupyx'] = None\n"
         "import gpunet\n"
-        "from gpunet.backends.cupy_backend import CupyBackend, cupy_unavailable\n"
+        "from gpunet.core.backends.cupy_backend import CupyBackend, cupy_unavailable\n"
         "assert 'not installed' in cupy_unavailable(), cupy_unavailable()\n"
         "net = gpunet.Network([2, 2], backend='auto')\n"
         "assert net.backend.name == 'numpy', net.backend_reason\n"

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gpunet
-from gpunet import network
+from gpunet.core import network
 
 ACTIVATION_STACKS = [
     ["sigmoid", "sigmoid"],

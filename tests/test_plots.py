@@ -5,7 +5,7 @@ import pytest
 from conftest import png_size
 
 import gpunet
-from gpunet.plots import DPI, PANEL_INCHES, plot_histories
+from gpunet.train.plots import DPI, PANEL_INCHES, plot_histories
 
 PANEL = (int(PANEL_INCHES[0] * DPI), int(PANEL_INCHES[1] * DPI))
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from conftest import png_size
 
-from gpunet import Network, throughput
-from gpunet.backends import NumpyBackend
-from gpunet.peers import (
+from gpunet import Network
+from gpunet.core.backends import NumpyBackend
+from gpunet.tools.bench import throughput
+from gpunet.tools.bench.peers import (
     PeerUnavailableError,
     Pool,
     gemm_runner,
@@ -66,7 +67,7 @@ def test_step_gemms_are_the_gemms_gpunet_and_the_ceiling_run(monkeypatch, mode):
     batch = np.arange(7)
     expected = sorted(step_gemms(TINY["sizes"], 7, mode))
     for make in (
-        lambda net: gpunet_runner(net, pool, net._cost(None), 0.1),
+        lambda net: gpunet_runner(net, pool, net.cost_function(None), 0.1),
         gemm_runner,
     ):
         net = Network(TINY["sizes"], activations, backend=Recording(), dtype="float64", seed=0)
@@ -85,8 +86,8 @@ def test_the_per_example_loop_takes_the_same_step_as_gpunet(case):
     pool = tiny_pool(activations)
     batch = np.array([3, 1, 4, 15, 9, 26, 5])
     net, reference = tiny_net(activations), tiny_net(activations)
-    loop = loop_runner(reference, pool, reference._cost(None), 0.5)
-    gpunet_runner(net, pool, net._cost(None), 0.5).train(batch)
+    loop = loop_runner(reference, pool, reference.cost_function(None), 0.5)
+    gpunet_runner(net, pool, net.cost_function(None), 0.5).train(batch)
     loop.train(batch)
     weights, biases = loop.params
     moved = np.abs(net.weights[0] - reference.weights[0]).max()
@@ -102,8 +103,8 @@ def test_pytorch_takes_the_same_step_as_gpunet(case):
     pool = tiny_pool(activations)
     batch = np.array([2, 7, 1, 8, 28, 18])
     net, reference = tiny_net(activations), tiny_net(activations)
-    peer = torch_runner(reference, pool, reference._cost(None), 0.5)
-    gpunet_runner(net, pool, net._cost(None), 0.5).train(batch)
+    peer = torch_runner(reference, pool, reference.cost_function(None), 0.5)
+    gpunet_runner(net, pool, net.cost_function(None), 0.5).train(batch)
     peer.train(peer.indices(batch))
     linears = [p.detach().numpy() for p in peer.params]
     ours = [a for w, b in zip(net.weights, net.biases) for a in (w, b)]
@@ -116,14 +117,16 @@ def test_torch_peer_absent_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     net = tiny_net(CASES["relu/quadratic"])
     with pytest.raises(PeerUnavailableError, match="not installed"):
-        torch_runner(net, tiny_pool(CASES["relu/quadratic"]), net._cost(None), 0.1)
+        torch_runner(net, tiny_pool(CASES["relu/quadratic"]), net.cost_function(None), 0.1)
 
 
 def test_cuda_graphs_need_a_gpu():
     pytest.importorskip("torch", reason="PyTorch is not installed")
     net = tiny_net(CASES["relu/quadratic"])
     with pytest.raises(PeerUnavailableError, match="GPU"):
-        torch_runner(net, tiny_pool(CASES["relu/quadratic"]), net._cost(None), 0.1, graphs=True)
+        torch_runner(
+            net, tiny_pool(CASES["relu/quadratic"]), net.cost_function(None), 0.1, graphs=True
+        )
 
 
 # --- timing ---------------------------------------------------------------------------------

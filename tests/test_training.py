@@ -12,7 +12,7 @@ from conftest import all_arrays, assert_params_equal, seeded_rng
 
 import gpunet
 from gpunet import datasets
-from gpunet.peers import Pool, gpunet_runner
+from gpunet.tools.bench.peers import Pool, gpunet_runner
 
 # --- real data ---------------------------------------------------------------------------
 
@@ -398,7 +398,7 @@ def test_the_benchmark_step_is_fits_step():
     )
     fitted.fit(X, y, epochs=1, batch_size=32, lr=0.3, shuffle=False, progress=False)
     pool = Pool(X, np.eye(10)[y], y)
-    runner = gpunet_runner(stepped, pool, stepped._cost(None), 0.3)
+    runner = gpunet_runner(stepped, pool, stepped.cost_function(None), 0.3)
     runner.train(runner.indices(np.arange(32)))
     assert_params_equal(stepped.get_params(), fitted.get_params())
     assert not np.array_equal(stepped.weights[0], gpunet.Network([64, 16, 10], seed=4).weights[0])

@@ -38,7 +38,7 @@ for B in (1024, 64):
     # every array the network owns becomes a Spy view (same memory)
     orig_empty = ops.empty
     ops.empty = lambda shape, dtype: orig_empty(shape, dtype).view(Spy)
-    net._params = net._params.view(Spy); net._grads = net._grads.view(Spy)
+    net.params = net.params.view(Spy); net.grads = net.grads.view(Spy)
     net.weights = [w.view(Spy) for w in net.weights]; net.biases = [x.view(Spy) for x in net.biases]
     net.grads_w = [w.view(Spy) for w in net.grads_w]; net.grads_b = [x.view(Spy) for x in net.grads_b]
     orig_asarray = ops.asarray

@@ -3,10 +3,10 @@ import sys, time, statistics
 import numpy as np
 sys.path.insert(0, "/work/main/bench")
 import epoch_vs_torch as b
-from gpunet._checks import check_features, check_targets
+from gpunet.core.checks import check_features, check_targets
 X, y = b.make_data()
 net = b.make_gpunet()
-cost = net._cost("log_likelihood")
+cost = net.cost_function("log_likelihood")
 def med(fn, reps=15):
     fn(); ts = []
     for _ in range(reps):
@@ -19,7 +19,7 @@ print(f"check_targets(y) [eye(10)[labels] float64 + checks]      {med(lambda: ch
 t, l = check_targets(y, 60000, 10, cost, 'softmax')
 print(f"   targets dtype from check_targets: {t.dtype} {t.shape}")
 print(f"asarray(targets float64 -> float32)                      {med(lambda: np.asarray(t, np.float32)):7.2f} ms")
-print(f"net._inputs(X, y) total                                  {med(lambda: net._inputs(X, y, cost)):7.2f} ms")
+print(f"net.checked_inputs(X, y) total                                  {med(lambda: net.checked_inputs(X, y, cost)):7.2f} ms")
 rng = np.random.default_rng(0)
 print(f"rng.permutation(60000)                                   {med(lambda: rng.permutation(60000)):7.2f} ms")
 for B in (64, 1024):

@@ -10,9 +10,9 @@ pc = time.perf_counter
 def run(B, epochs=3):
     net = b.make_gpunet()
     ops = net.backend
-    cost = net._cost("log_likelihood")
-    Xa, targets, labels = net._inputs(X, y, cost)
-    from gpunet.optimizers import make_optimizer
+    cost = net.cost_function("log_likelihood")
+    Xa, targets, labels = net.checked_inputs(X, y, cost)
+    from gpunet.core.optimizers import make_optimizer
     opt = make_optimizer("sgd", 0.1)
     n = Xa.shape[0]
     rng = np.random.default_rng(0)
@@ -29,7 +29,7 @@ def run(B, epochs=3):
         for start in range(0, n, B):
             t0 = pc()
             batch = order[start:start + B]
-            ws = net._workspace(batch.shape[0])
+            ws = net.workspace(batch.shape[0])
             t1 = pc(); add("0 workspace lookup/slice", t1 - t0)
             np.take(Xa, batch, axis=0, out=ws.x)
             t2 = pc(); add("1 take X (mode=raise, out=)", t2 - t1)
@@ -62,11 +62,11 @@ def run(B, epochs=3):
                     delta = ops.activation_delta(g[i - 1], back, ws.weighted_input[i - 1], previous, out=back)
                     add(f"7 BP2 relu' L{i}", pc() - s3)
             s = pc()
-            c = net._batch_cost(ws, yb, cost)
+            c = net.batch_cost(ws, yb, cost)
             s1 = pc(); add("8 batch cost (log_output)", s1 - s)
-            correct = (net._classify(ws.activation[-1]) == labels[batch]).sum()
+            correct = (net.classify(ws.activation[-1]) == labels[batch]).sum()
             s2 = pc(); add("8 accuracy (argmax, labels[batch])", s2 - s1)
-            opt.step(ops, net._params, net._grads, net.n_weights)
+            opt.step(ops, net.params, net.grads, net.n_weights)
             add("9 SGD step (grads*=lr; params-=grads)", pc() - s2)
             add("~ step total", pc() - t0)
     total = pc() - t_epoch

@@ -11,7 +11,7 @@ import sys, time, statistics, types, gc
 import numpy as np, torch, scipy.linalg.blas as sblas
 sys.path.insert(0, "/work/main/bench")
 import epoch_vs_torch as b
-import gpunet.network as gn
+import gpunet.core.network as gn
 
 torch.set_num_threads(2)
 X, y = b.make_data(); Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
@@ -76,12 +76,12 @@ def patch(net, which):
                     shares = g.derivative_from_output and i != last
                     self.activation.append(z if shares else np.empty((m, n), dt).T)
                     self.delta.append(np.empty((m, n), dt).T)
-        def _workspace(m, net=net):
+        def workspace(m, net=net):
             ws = net._workspaces.get(m)
             if ws is None:
                 ws = net._workspaces[m] = RowWorkspace(net, m)
             return ws
-        net._workspace = _workspace
+        net.workspace = _workspace
     return net
 
 VARIANTS = {

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_positive, check_unit_interval
+from .checks import check_positive, check_unit_interval
 
 
 class Optimizer:

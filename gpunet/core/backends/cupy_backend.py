@@ -1,5 +1,5 @@
 """The CuPy backend: arrays on an NVIDIA GPU, GEMMs through cuBLAS, the elementwise
-stages as fused CUDA kernels (kernels/*.cu, loaded by `_kernels`).
+stages as fused CUDA kernels (kernels/*.cu, loaded by `kernels`).
 
 Each overridden stage is one kernel launch where the generic version in `base.py` is
 several ufunc passes over memory: bias + activation, delta = grad ⊙ g' (softmax's
@@ -19,15 +19,15 @@ import numpy
 
 from ..activations import Activation
 from ..costs import Cost, Quadratic, _output_minus_target, _sigmoid_log_likelihood_delta
-from . import _kernels
-from ._kernels import (
+from . import kernels
+from .base import Array, Backend
+from .kernels import (
     ACTIVATION_IDS,
     check_contiguous,
     check_dtype,
     check_shape,
     element_strides,
 )
-from .base import Array, Backend
 
 # the fused output deltas of costs.py that have a kernel
 _FUSED_KERNELS = {
@@ -53,8 +53,8 @@ class CupyBackend(Backend):
         self._setup(
             cupy,
             cupyx.scipy.special,
-            max_blocks=_kernels.BLOCKS_PER_SM * int(properties["multiProcessorCount"]),
-            launch=_kernels.launch,
+            max_blocks=kernels.BLOCKS_PER_SM * int(properties["multiProcessorCount"]),
+            launch=kernels.launch,
         )
 
     def _setup(
@@ -95,8 +95,8 @@ class CupyBackend(Backend):
     ) -> None:
         """Launch `kernel` over `work` items (elements, or columns for softmax)."""
         if work > 0:
-            name = _kernels.kernel_name(kernel, dtype, activation)
-            self._launch(name, _kernels.grid(work, self._max_blocks), args)
+            name = kernels.kernel_name(kernel, dtype, activation)
+            self._launch(name, kernels.grid(work, self._max_blocks), args)
 
     @staticmethod
     def _matrix_shape(name: str, array: Array) -> tuple[int, int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
@@ -15,82 +14,15 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from ._checks import check_count, check_flag, check_output_path
+from ..core.checks import check_count, check_flag, check_output_path
+from ..core.costs import Cost
+from ..core.optimizers import Optimizer, make_optimizer
 from .checkpoint import read_checkpoint, restore, write_checkpoint
-from .costs import Cost
 from .diagnostics import Recorder
 from .distributed import Distributed, DistributedError, distributed_context
-from .io import write_atomically
-from .optimizers import Optimizer, make_optimizer
+from .history import DivergenceError, History
 
 Callback = Callable[[int, dict], Any]
-HISTORY_FORMAT = "gpunet-history-1"
-
-
-class DivergenceError(FloatingPointError):
-    """Training produced a non-finite cost; the parameters are those from before that epoch."""
-
-
-class History(dict):
-    """Per-epoch lists, as Keras keeps them: 'cost', 'accuracy', 'validation_cost',
-    'validation_accuracy', 'seconds', 'samples_per_second' (accuracy keys only for
-    classification, validation keys only with validation data). The training cost and
-    accuracy are means over the epoch's mini-batches, taken as the parameters moved.
-    """
-
-    def __init__(self, **meta: Any) -> None:
-        super().__init__()
-        self.meta = meta
-
-    @property
-    def epochs(self) -> int:
-        return len(self.get("cost", ()))
-
-    def append(self, metrics: dict[str, float | None]) -> None:
-        for key, value in metrics.items():
-            if value is not None:
-                self.setdefault(key, []).append(value)
-
-    def check(self) -> None:
-        """ValueError unless every per-epoch list has one entry per epoch (as 'cost' has)."""
-        for key, values in self.items():
-            if len(values) != self.epochs:
-                raise ValueError(
-                    f"history metric {key!r} has {len(values)} entries for {self.epochs} epochs"
-                )
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the per-epoch lists and the meta as JSON (the input of `gpunet plot`),
-        atomically: a temporary file, then a rename."""
-        text = json.dumps({"format": HISTORY_FORMAT, "meta": self.meta, "metrics": dict(self)})
-        write_atomically(path, lambda file: file.write((text + "\n").encode()))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> History:
-        """A History read from a file written by `save`; ValueError for anything else."""
-        try:
-            record = json.loads(Path(path).read_text())
-            if record.get("format") != HISTORY_FORMAT:
-                raise ValueError(f"format {record.get('format')!r}")
-            metrics, meta = record["metrics"], record["meta"]
-            if not (isinstance(metrics, dict) and isinstance(meta, dict)):
-                raise ValueError("metrics and meta must be objects")
-            if not all(isinstance(v, list) for v in metrics.values()):
-                raise ValueError("every metric must be a list of per-epoch values")
-            history = cls(**meta)
-            history.update(metrics)
-            history.check()
-        except FileNotFoundError:
-            raise
-        except (OSError, AttributeError, KeyError, ValueError) as error:
-            raise ValueError(f"{os.fspath(path)} is not a gpunet history file ({error})") from None
-        return history
-
-    def plot(self, path: str | os.PathLike[str]) -> Path:
-        """Draw cost, accuracy and (when recorded) per-layer gradient norms into a PNG."""
-        from .plots import plot_histories
-
-        return plot_histories([self], path)
 
 
 def fit(
@@ -135,13 +67,13 @@ def fit(
     epochs = check_count("epochs", epochs)
     batch_size = check_count("batch_size", batch_size)
     optimizer = make_optimizer(optimizer, lr)
-    optimizer.check_params(net._params)
-    cost_ = net._cost(cost)
-    X, targets, labels = net._inputs(X, Y, cost_)
+    optimizer.check_params(net.params)
+    cost_ = net.cost_function(cost)
+    X, targets, labels = net.checked_inputs(X, Y, cost_)
     if validation is not None:
         if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
             raise TypeError("validation must be a pair (X_val, Y_val)")
-        validation = net._inputs(*validation, cost_, what="validation ")
+        validation = net.checked_inputs(*validation, cost_, what="validation ")
     if callable(callbacks) or isinstance(callbacks, (str, bytes)):
         raise TypeError("callbacks must be a list of callables, e.g. callbacks=[report]")
     callbacks = list(callbacks or ())
@@ -160,7 +92,7 @@ def fit(
     with ctx if distributed is True else contextlib.nullcontext():
         if ctx is not None:
             ctx.check_batch_size(batch_size)
-            ctx.check_device(net._params)
+            ctx.check_device(net.params)
         return _train(
             net,
             X,
@@ -196,7 +128,7 @@ def train_step(
     recorder: Recorder | None = None,
 ) -> Any:
     """One training step on the rows `batch` of X and targets (checked arrays on net's
-    backend, as `Network._inputs` makes them): gather the rows, BP1–BP4, with `ctx` the
+    backend, as `Network.checked_inputs` makes them): gather the rows, BP1–BP4, with `ctx` the
     all-reduce of the gradients, then the optimizer's update (through `recorder` when it
     records diagnostics). Returns the workspace, which holds the batch's forward pass.
 
@@ -205,17 +137,17 @@ def train_step(
     """
     ops, m_r = net.backend, batch.shape[0]
     m = m_r if m is None else m
-    ws = net._workspace(m_r)
+    ws = net.workspace(m_r)
     ops.gather_rows(X, batch, out=ws.x)
     ops.gather_rows(targets, batch, out=ws.y)
     if m_r:
-        net._backpropagate(ws.x, ws.y, ws, cost)
+        net.backpropagate(ws.x, ws.y, ws, cost)
     else:  # this rank's shard of a last batch smaller than the rank count
-        net._grads.fill(0)
+        net.grads.fill(0)
     if ctx is not None:
-        ctx.allreduce_gradients(net._grads, m_r / m)
+        ctx.allreduce_gradients(net.grads, m_r / m)
     if recorder is None:
-        optimizer.step(ops, net._params, net._grads, net.n_weights)
+        optimizer.step(ops, net.params, net.grads, net.n_weights)
     else:
         recorder.step(ws, optimizer, m)
     return ws
@@ -264,7 +196,7 @@ def _train(
     if resume:
         read = read_checkpoint if ctx is None else partial(ctx.from_root, read_checkpoint)
         first = restore(read(checkpoint), net, optimizer, rng, history, epochs) + 1
-    snapshot = ops.empty(net._params.shape, net.dtype)
+    snapshot = ops.empty(net.params.shape, net.dtype)
     bar = tqdm(
         total=epochs * n,
         unit="ex",
@@ -281,7 +213,7 @@ def _train(
         bar.update((first - 1) * n)
         for epoch in range(first, epochs + 1):
             bar.set_description(f"epoch {epoch}/{epochs}")
-            ops.xp.copyto(snapshot, net._params)
+            ops.xp.copyto(snapshot, net.params)
             order = ops.asarray(rng.permutation(n) if shuffle else np.arange(n))
             started = time.perf_counter()
             total, correct = 0.0, 0
@@ -294,14 +226,14 @@ def _train(
                     net, X, targets, batch, cost, optimizer, ctx=ctx, m=m, recorder=recorder
                 )
                 # the step changed the parameters, not the batch's forward pass in ws
-                total += net._batch_cost(ws, ws.y, cost)
+                total += net.batch_cost(ws, ws.y, cost)
                 if labels is not None:
-                    correct += (net._classify(ws.activation[-1]) == labels[batch]).sum()
+                    correct += (net.classify(ws.activation[-1]) == labels[batch]).sum()
                 bar.update(m)  # every rank's shard of it is done
             # the batch costs were taken before each step: the last step is checked by
             # feeding its batch forward once more
-            net._feedforward(ws.x, ws)
-            final = net._batch_cost(ws, ws.y, cost)
+            net.feedforward(ws.x, ws)
+            final = net.batch_cost(ws, ws.y, cost)
             if ctx is not None:
                 total, correct, final = ctx.sum([float(total), float(correct), float(final)])
             metrics = {
@@ -310,17 +242,17 @@ def _train(
             }
             seconds = time.perf_counter() - started
             if not (np.isfinite(metrics["cost"]) and np.isfinite(float(final))):
-                ops.xp.copyto(net._params, snapshot)
+                ops.xp.copyto(net.params, snapshot)
                 raise DivergenceError(
                     f"training diverged in epoch {epoch}: the cost became "
                     f"{metrics['cost'] if not np.isfinite(metrics['cost']) else float(final)} "
                     f"(try a smaller learning rate); parameters restored to the start of the epoch"
                 )
             if ctx is not None:
-                ctx.check_consistent(net._params, epoch)
+                ctx.check_consistent(net.params, epoch)
             if validation is not None:
                 checked = (
-                    net._evaluate(*validation, cost)
+                    net.evaluate_checked(*validation, cost)
                     if ctx is None
                     else ctx.evaluate(net, *validation, cost)
                 )

@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._checks import check_output_path
+from ..core.checks import check_output_path
 
 # one panel is PANEL_INCHES · DPI = 480 × 340 pixels (exact in binary, so the PNG is too)
 DPI = 80
@@ -50,7 +50,7 @@ def plot_histories(
     sharing one y axis across rows so that networks can be compared. The PNG is
     480 pixels wide per column and 340 high per row.
     """
-    from .training import History
+    from .history import History
 
     if isinstance(histories, History) or not isinstance(histories, (list, tuple)):
         raise TypeError("histories must be a list of History objects")

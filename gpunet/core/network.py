@@ -14,17 +14,20 @@ In code, list index i holds the texts' layer l = i + 1.
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._checks import check_features, check_targets
 from .activations import Activation, get_activation
-from .backends import Backend, select_backend
+from .backends import BACKENDS, Backend, select_backend
+from .checks import check_features, check_targets
 from .costs import Cost, get_cost
-from .io import save
-from .training import fit
+
+if TYPE_CHECKING:
+    from ..train.history import History
+from .io import model_arrays, read_model, write_arrays
 
 Array = Any
 DTYPES = ("float32", "float64")
@@ -35,7 +38,7 @@ CHUNK = 8192
 NATURAL_COST = {"softmax": "log_likelihood", "sigmoid": "cross_entropy"}
 
 
-class _Workspace:
+class Workspace:
     """Preallocated buffers for one batch size m: the training step allocates nothing."""
 
     def __init__(self, net: Network, m: int) -> None:
@@ -99,16 +102,16 @@ class Network:
         # all-reduce is one call, and weight decay reaches the weights as one slice.
         shapes = list(zip(self.sizes[1:], self.sizes[:-1]))
         self.n_weights = sum(n * k for n, k in shapes)
-        self._params = self.backend.empty(self.n_weights + sum(self.sizes[1:]), self.dtype)
-        self._grads = self.backend.empty(self._params.shape, self.dtype)
+        self.params = self.backend.empty(self.n_weights + sum(self.sizes[1:]), self.dtype)
+        self.grads = self.backend.empty(self.params.shape, self.dtype)
         self.weights, self.grads_w = (
-            self._views(self._params, shapes),
-            self._views(self._grads, shapes),
+            self._views(self.params, shapes),
+            self._views(self.grads, shapes),
         )
         bias_shapes = [(n,) for n in self.sizes[1:]]
-        self.biases = self._views(self._params[self.n_weights :], bias_shapes)
-        self.grads_b = self._views(self._grads[self.n_weights :], bias_shapes)
-        self._workspaces: dict[int, _Workspace] = {}
+        self.biases = self._views(self.params[self.n_weights :], bias_shapes)
+        self.grads_b = self._views(self.grads[self.n_weights :], bias_shapes)
+        self._workspaces: dict[int, Workspace] = {}
         weights, biases = _initial_params(self.sizes, init, seed)
         self.set_params(weights, biases)
 
@@ -129,13 +132,13 @@ class Network:
 
     @property
     def n_parameters(self) -> int:
-        return int(self._params.size)
+        return int(self.params.size)
 
     def set_params(self, weights: Sequence[Any], biases: Sequence[Any]) -> None:
         """Load weights (n_l, n_{l-1}) and biases (n_l,), checked in full before any is copied."""
-        self._params[...] = self._checked_params(weights, biases)
+        self.params[...] = self.checked_params(weights, biases)
 
-    def _checked_params(self, weights: Sequence[Any], biases: Sequence[Any]) -> Array:
+    def checked_params(self, weights: Sequence[Any], biases: Sequence[Any]) -> Array:
         """The flat buffer set_params would copy in, on this backend; errors as set_params."""
         expected_w = [w.shape for w in self.weights]
         expected_b = [b.shape for b in self.biases]
@@ -173,15 +176,15 @@ class Network:
 
     # --- the equations -------------------------------------------------------------
 
-    def _workspace(self, m: int) -> _Workspace:
+    def workspace(self, m: int) -> Workspace:
         workspace = self._workspaces.get(m)
         if workspace is None:
             if len(self._workspaces) >= 4:  # fit needs two sizes; don't hoard the rest
                 self._workspaces.clear()
-            workspace = self._workspaces[m] = _Workspace(self, m)
+            workspace = self._workspaces[m] = Workspace(self, m)
         return workspace
 
-    def _feedforward(self, x: Array, ws: _Workspace) -> Array:
+    def feedforward(self, x: Array, ws: Workspace) -> Array:
         """Z^l = W^l A^{l-1} + b^l and A^l = g^l(Z^l) for every layer, from A^0 = X^T."""
         activation = x.T
         layers = zip(self.weights, self.biases, self.activations, ws.weighted_input, ws.activation)
@@ -190,10 +193,10 @@ class Network:
             activation = self.backend.bias_activation(g, z, b, out=a)
         return activation
 
-    def _backpropagate(self, x: Array, y: Array, ws: _Workspace, cost: Cost) -> None:
+    def backpropagate(self, x: Array, y: Array, ws: Workspace, cost: Cost) -> None:
         """BP1–BP4 for the batch-mean cost over rows x, y: fills the flat gradient buffer."""
         ops = self.backend
-        self._feedforward(x, ws)
+        self.feedforward(x, ws)
         g = self.activations
         # BP1
         delta = ops.output_delta(
@@ -210,13 +213,13 @@ class Network:
                     g[i - 1], back, ws.weighted_input[i - 1], previous, out=back
                 )
 
-    def _batch_cost(self, ws: _Workspace, y: Array, cost: Cost) -> Array:
+    def batch_cost(self, ws: Workspace, y: Array, cost: Cost) -> Array:
         """Σ_x C_x over the batch just fed forward (a device scalar)."""
         return cost.value(
             self.backend, ws.weighted_input[-1], ws.activation[-1], y.T, self.activations[-1]
         )
 
-    def _classify(self, output: Array) -> Array:
+    def classify(self, output: Array) -> Array:
         """Class labels from output columns: the argmax, or a > 1/2 for a single output."""
         if output.shape[0] == 1:
             return (output[0] > 0.5).astype(np.int64)
@@ -224,14 +227,14 @@ class Network:
 
     # --- public API ----------------------------------------------------------------
 
-    def _cost(self, cost: str | None) -> Cost:
+    def cost_function(self, cost: str | None) -> Cost:
         """The named cost (or the output's natural one), checked against the output layer."""
         output = self.activations[-1].name
         chosen = get_cost(NATURAL_COST.get(output, "quadratic") if cost is None else cost)
         chosen.check_output(output)
         return chosen
 
-    def _inputs(
+    def checked_inputs(
         self, X: Any, Y: Any, cost: Cost, what: str = ""
     ) -> tuple[Array, Array, Array | None]:
         """Checked X, targets and labels, on this backend in this network's dtype.
@@ -250,11 +253,11 @@ class Network:
         """Feed X forward CHUNK rows at a time; yield (start, stop, workspace, output)."""
         for start in range(0, X.shape[0], CHUNK):
             stop = min(start + CHUNK, X.shape[0])
-            ws = self._workspace(stop - start)
+            ws = self.workspace(stop - start)
             ws.x[...] = X[start:stop]
             if targets is not None:
                 ws.y[...] = targets[start:stop]
-            yield start, stop, ws, self._feedforward(ws.x, ws)
+            yield start, stop, ws, self.feedforward(ws.x, ws)
 
     def forward(self, X: Any) -> Array:
         """Output activations A^L for each row of X, shape (m, n_L)."""
@@ -269,15 +272,15 @@ class Network:
         X = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
         labels = self.backend.empty(X.shape[0], np.int64)
         for start, stop, _, output in self._chunks(X):
-            labels[start:stop] = self._classify(output)
+            labels[start:stop] = self.classify(output)
         return labels
 
-    def _evaluate(self, X: Array, targets: Array, labels: Array | None, cost: Cost) -> dict:
+    def evaluate_checked(self, X: Array, targets: Array, labels: Array | None, cost: Cost) -> dict:
         total, correct = 0.0, 0
         for start, stop, ws, output in self._chunks(X, targets):
-            total += self._batch_cost(ws, ws.y, cost)
+            total += self.batch_cost(ws, ws.y, cost)
             if labels is not None:
-                correct += (self._classify(output) == labels[start:stop]).sum()
+                correct += (self.classify(output) == labels[start:stop]).sum()
         m = X.shape[0]
         return {
             "cost": float(total) / m,
@@ -286,8 +289,8 @@ class Network:
 
     def evaluate(self, X: Any, Y: Any, cost: str | None = None) -> dict[str, float | None]:
         """{'cost': the mean cost, 'accuracy': fraction right (None without class labels)}."""
-        cost_ = self._cost(cost)
-        return self._evaluate(*self._inputs(X, Y, cost_), cost_)
+        cost_ = self.cost_function(cost)
+        return self.evaluate_checked(*self.checked_inputs(X, Y, cost_), cost_)
 
     def cost(self, X: Any, Y: Any, cost: str | None = None) -> float:
         """The cost C = (1/m) Σ_x C_x over the rows of X."""
@@ -295,14 +298,39 @@ class Network:
 
     def gradients(self, X: Any, Y: Any, cost: str | None = None) -> tuple[list[Array], list[Array]]:
         """(dC/dW^l, dC/db^l) for every layer, for the mean cost over all rows of X."""
-        cost_ = self._cost(cost)
-        X, targets, _ = self._inputs(X, Y, cost_)
-        self._backpropagate(X, targets, self._workspace(X.shape[0]), cost_)
+        cost_ = self.cost_function(cost)
+        X, targets, _ = self.checked_inputs(X, Y, cost_)
+        self.backpropagate(X, targets, self.workspace(X.shape[0]), cost_)
         return [g.copy() for g in self.grads_w], [g.copy() for g in self.grads_b]
 
-    # training and saving live in their own modules; these are the same functions as methods
-    fit = fit
-    save = save
+    def fit(self, X: Any, Y: Any, **options: Any) -> History:
+        """Train on rows of X with targets Y; the options are those of `gpunet.train.fit`."""
+        # the one import from a higher layer: training is built on this class, not in it
+        from ..train.loop import fit
+
+        return fit(self, X, Y, **options)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the network to path (.npz) via a temporary file and a rename."""
+        write_arrays(path, model_arrays(self))
+
+
+def load(path: str | os.PathLike[str], *, backend: str | Backend = "auto") -> Network:
+    """A Network read from a file written by `Network.save`; ValueError for anything else."""
+    if isinstance(backend, str) and backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    architecture, weights, biases = read_model(path)
+    try:
+        net = Network(
+            architecture["sizes"],
+            architecture["activations"],
+            backend=backend,
+            dtype=architecture["dtype"],
+        )
+        net.set_params(weights, biases)
+    except (KeyError, ValueError, TypeError) as error:
+        raise ValueError(f"{os.fspath(path)} is not a gpunet model file ({error})") from None
+    return net
 
 
 def _check_sizes(sizes: Any) -> list[int]:

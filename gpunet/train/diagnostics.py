@@ -106,9 +106,9 @@ class Recorder:
             elif i in self._relu_columns:
                 self._fired[self._steps, self._relu_columns[i]] = (activation > 0).any(axis=1)
             self._weight_norms[i] = norm(net.weights[i])
-        xp.copyto(self._before, net._params[: net.n_weights])
-        optimizer.step(net.backend, net._params, net._grads, net.n_weights)
-        self._before -= net._params[: net.n_weights]
+        xp.copyto(self._before, net.params[: net.n_weights])
+        optimizer.step(net.backend, net.params, net.grads, net.n_weights)
+        self._before -= net.params[: net.n_weights]
         for i, change in enumerate(self._before_layers):
             sums[2, i] += norm(change) / self._weight_norms[i]
         self._steps += 1

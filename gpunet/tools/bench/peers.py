@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from .costs import Cost
-from .network import Network
-from .optimizers import SGD
+from ...core.costs import Cost
+from ...core.network import Network
+from ...core.optimizers import SGD
 
 Array = Any
 
@@ -55,7 +55,7 @@ def _backend_sync(net: Network) -> Callable[[], None]:
 
 def gpunet_runner(net: Network, pool: Pool, cost: Cost, lr: float) -> Runner:
     """The step of `fit`: gather the batch, backpropagate (BP1–BP4), update with SGD."""
-    from .training import train_step
+    from ...train.loop import train_step
 
     ops = net.backend
     x, y = ops.asarray(pool.x, net.dtype), ops.asarray(pool.y, net.dtype)
@@ -65,11 +65,11 @@ def gpunet_runner(net: Network, pool: Pool, cost: Cost, lr: float) -> Runner:
         train_step(net, x, y, batch, cost, optimizer)
 
     def infer(batch: Array) -> None:
-        ws = net._workspace(batch.shape[0])
+        ws = net.workspace(batch.shape[0])
         ops.gather_rows(x, batch, out=ws.x)
-        net._feedforward(ws.x, ws)
+        net.feedforward(ws.x, ws)
 
-    return Runner(train, infer, _backend_sync(net), ops.asarray, net._params)
+    return Runner(train, infer, _backend_sync(net), ops.asarray, net.params)
 
 
 def step_gemms(sizes: list[int], m: int, mode: str) -> list[tuple[int, int, int]]:
@@ -93,7 +93,7 @@ def gemm_runner(net: Network) -> Runner:
     ops = net.backend
 
     def workspace(m: int):
-        ws = net._workspace(m)
+        ws = net.workspace(m)
         if not getattr(ws, "filled", False):  # garbage could hold NaNs or denormals: slow
             for buffer in (ws.x, *ws.weighted_input, *ws.activation, *ws.delta):
                 buffer.fill(0.01)

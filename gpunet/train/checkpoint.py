@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .io import model_arrays, write_arrays
+from ..core.io import model_arrays, write_arrays
 
 # the History.meta entries a resumed run must match for its results to equal an
 # uninterrupted run's (the backend and the number of ranks may change); with diagnostics
@@ -105,11 +105,11 @@ def restore(
     absent = [name for name in names if name not in arrays]
     if absent:
         raise ValueError(f"checkpoint lacks the arrays {', '.join(absent)}")
-    params = net._checked_params(
+    params = net.checked_params(
         [arrays[f"W{l}"] for l in layers], [arrays[f"b{l}"] for l in layers]
     )
     state = {key[len(PREFIX) :]: value for key, value in arrays.items() if key.startswith(PREFIX)}
-    optimizer.check_state(net._params, state)
+    optimizer.check_state(net.params, state)
     try:  # the generator's own checks, on a generator of the same kind that nothing uses
         type(rng.bit_generator)().state = record["rng"]
     except (TypeError, ValueError, KeyError) as error:
@@ -125,8 +125,8 @@ def restore(
     if saved.epochs != epoch:
         raise ValueError(f"checkpoint history has {saved.epochs} epochs, its epoch is {epoch}")
 
-    optimizer.load_state(net.backend, net._params, state)
-    net._params[...] = params
+    optimizer.load_state(net.backend, net.params, state)
+    net.params[...] = params
     rng.bit_generator.state = record["rng"]
     history.update(saved)
     return epoch

@@ -44,7 +44,7 @@ _KERNELS = (
 
 def kernels_dir() -> Path:
     """The .cu/.cuh sources: `gpunet/kernels` in a wheel, `<repo>/kernels` in a checkout."""
-    package = Path(__file__).resolve().parent.parent
+    package = Path(__file__).resolve().parents[2]
     candidates = (package / "kernels", package.parent / "kernels")
     for folder in candidates:
         if all((folder / name).is_file() for name in SOURCES):

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import array_module
+from ..core.checks import array_module
 
 # the variables launchers set for each rank with the job's size: MPICH's hydra and Slurm's
 # PMI-1/PMI-2 (srun --mpi=pmi2), Open MPI
@@ -94,7 +94,7 @@ class Distributed:
         so that a CuPy network is allocated there. fit checks it (check_device).
         """
         context = cls._join(comm)
-        from .backends.cupy_backend import cupy_unavailable
+        from ..core.backends.cupy_backend import cupy_unavailable
 
         if cupy_unavailable() is None:
             import cupy
@@ -256,12 +256,12 @@ class Distributed:
             )
 
     def evaluate(self, net: Any, X: Any, targets: Any, labels: Any, cost: Any) -> dict:
-        """Network._evaluate over this rank's shard of the rows, reduced to means over all."""
+        """Network.evaluate_checked over this rank's shard of the rows, reduced to means over all."""
         part, m = self.shard(X.shape[0]), X.shape[0]
         m_r = part.stop - part.start
         total = correct = 0.0
         if m_r:
-            mine = net._evaluate(
+            mine = net.evaluate_checked(
                 X[part], targets[part], None if labels is None else labels[part], cost
             )
             total = mine["cost"] * m_r

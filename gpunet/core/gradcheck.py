@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_positive
+from .checks import check_positive
 
 
 def numeric_gradient(
@@ -24,21 +24,21 @@ def numeric_gradient(
     eps = check_positive("eps", eps)
     probe = Network(net.sizes, net.activation_names, backend=net.backend, dtype="float64")
     probe.set_params(*net.get_params())
-    cost_ = probe._cost(cost)
-    X, targets, _ = probe._inputs(X, Y, cost_)
-    ws = probe._workspace(X.shape[0])
-    probe._backpropagate(X, targets, ws, cost_)
-    backprop = probe.backend.to_numpy(probe._grads).copy()
+    cost_ = probe.cost_function(cost)
+    X, targets, _ = probe.checked_inputs(X, Y, cost_)
+    ws = probe.workspace(X.shape[0])
+    probe.backpropagate(X, targets, ws, cost_)
+    backprop = probe.backend.to_numpy(probe.grads).copy()
 
-    params = probe._params
+    params = probe.params
     numeric = np.empty_like(backprop)
     for i in range(params.size):
         original = float(params[i])
         costs = []
         for shifted in (original + eps, original - eps):
             params[i] = shifted
-            probe._feedforward(X, ws)
-            costs.append(float(probe._batch_cost(ws, targets, cost_)))
+            probe.feedforward(X, ws)
+            costs.append(float(probe.batch_cost(ws, targets, cost_)))
         params[i] = original
         numeric[i] = (costs[0] - costs[1]) / (2 * eps * X.shape[0])
     return backprop, numeric

@@ -16,7 +16,7 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
-from .plots import DPI, png_path, save_figure
+from ..train.plots import DPI, png_path, save_figure
 
 # what multiplies the incoming dC/dA^l in BP1/BP2: g'(Z^l), or the Jacobian for softmax
 DERIVATIVES = {
@@ -60,11 +60,11 @@ def draw_graph(
     is the texts' l in 1..L of the detailed layer (default: L − 1, the last hidden layer,
     where BP2 shows; L for a one-layer network).
     """
-    from .network import Network
+    from ..core.network import Network
 
     if not isinstance(net, Network):
         raise TypeError(f"net must be a gpunet Network, got {type(net).__name__}")
-    cost_ = net._cost(cost)
+    cost_ = net.cost_function(cost)
     layers = len(net.weights)
     if layer is None:
         layer = max(layers - 1, 1)

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_count
-from .gradcheck import numeric_gradient
+from ..core.checks import check_count
+from ..core.gradcheck import numeric_gradient
 
 
 def _sigmoid(z: float) -> float:
@@ -121,7 +121,7 @@ def explain(
     the notes' saturated start: a2 ≈ 0.97, so σ'(z2) ≈ 0.025 slows the quadratic cost's
     learning, and the cross-entropy's delta2 = a2 − y does not.
     """
-    from .network import Network
+    from ..core.network import Network
 
     values = {
         key: _finite(key, v)
@@ -188,7 +188,7 @@ def time_gradients(
     """For each network, the best of `repeats` timings of one `gradients` call (BP1–BP4,
     float64, read back to the host) and of `numeric_gradient` (two cost evaluations per
     parameter), on `samples` random examples."""
-    from .network import Network
+    from ..core.network import Network
 
     samples, repeats = check_count("samples", samples), check_count("repeats", repeats)
     if isinstance(sizes_list, (str, bytes)) or not isinstance(sizes_list, Sequence):

@@ -33,11 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .backends import select_backend
-from .backends.numpy_backend import cpu_model
-from .explain import time_gradients
-from .network import DTYPES, Network
+from ... import __version__
+from ...core.backends import select_backend
+from ...core.backends.numpy_backend import cpu_model
+from ...core.network import DTYPES, Network
+from ..explain import time_gradients
 from .peers import (
     PeerUnavailableError,
     Pool,
@@ -368,7 +368,7 @@ def make_runner(impl: str, shape: Shape, pool: Pool, backend: Any, dtype: str) -
     )
     if impl == "gemm":
         return gemm_runner(net)
-    cost = net._cost(None)
+    cost = net.cost_function(None)
     if impl.startswith("torch"):
         return torch_runner(net, pool, cost, LR, graphs=impl == "torch-graphs")
     return (gpunet_runner if impl == "gpunet" else loop_runner)(net, pool, cost, LR)

@@ -1,4 +1,4 @@
-"""Saving and loading networks as .npz: architecture as JSON, parameters as named arrays.
+"""Model files as .npz: architecture as JSON, parameters as named arrays.
 
 Layout (format version 1):
     architecture   uint8 array holding UTF-8 JSON: {"format": "gpunet", "version": 1,
@@ -20,14 +20,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .backends import BACKENDS
-
 FORMAT, VERSION = "gpunet", 1
-
-
-def save(net: Any, path: str | os.PathLike[str]) -> None:
-    """Write `net` to path via a temporary file and a rename, so no reader sees half a file."""
-    write_arrays(path, model_arrays(net))
 
 
 def model_arrays(net: Any) -> dict[str, np.ndarray]:
@@ -69,12 +62,8 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], A
         raise
 
 
-def load(path: str | os.PathLike[str], *, backend: str = "auto") -> Any:
-    """A Network read from a file written by `save`; ValueError for anything else."""
-    from .network import Network
-
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list, list]:
+    """(architecture, weights, biases) of a file written by `Network.save`; ValueError else."""
     try:
         with np.load(path, allow_pickle=False) as data:
             architecture = json.loads(bytes(data["architecture"]).decode())
@@ -85,25 +74,22 @@ def load(path: str | os.PathLike[str], *, backend: str = "auto") -> Any:
             layers = range(1, len(architecture["sizes"]))
             weights = [data[f"W{l}"] for l in layers]
             biases = [data[f"b{l}"] for l in layers]
-        net = Network(
-            architecture["sizes"],
-            architecture["activations"],
-            backend=backend,
-            dtype=architecture["dtype"],
-        )
-        net.set_params(weights, biases)
     except FileNotFoundError:
         raise
-    except (
-        OSError,
-        EOFError,
-        KeyError,
-        ValueError,
-        TypeError,
-        AttributeError,
-        zipfile.BadZipFile,
-        json.JSONDecodeError,
-        UnicodeDecodeError,
-    ) as error:
+    except READ_ERRORS as error:
         raise ValueError(f"{os.fspath(path)} is not a gpunet model file ({error})") from None
-    return net
+    return architecture, weights, biases
+
+
+# what a damaged or foreign file raises on its way through np.load and json
+READ_ERRORS = (
+    OSError,
+    EOFError,
+    KeyError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    zipfile.BadZipFile,
+    json.JSONDecodeError,
+    UnicodeDecodeError,
+)

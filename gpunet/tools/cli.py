@@ -16,17 +16,18 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import __version__, datasets, throughput
-from ._checks import check_output_path
-from .activations import ACTIVATIONS
-from .backends import BACKENDS, BackendUnavailableError, select_backend
-from .costs import COSTS
-from .distributed import Distributed, launched_ranks
+from .. import __version__, datasets
+from ..core.activations import ACTIVATIONS
+from ..core.backends import BACKENDS, BackendUnavailableError, select_backend
+from ..core.checks import check_output_path
+from ..core.costs import COSTS
+from ..core.gradcheck import gradcheck
+from ..core.network import DTYPES, INITS, Network
+from ..core.optimizers import OPTIMIZERS, SGD, Adam
+from ..train.distributed import Distributed, launched_ranks
+from ..train.loop import DivergenceError, History
+from .bench import throughput
 from .explain import explain, time_gradients
-from .gradcheck import gradcheck
-from .network import DTYPES, INITS, Network
-from .optimizers import OPTIMIZERS, SGD, Adam
-from .training import DivergenceError, History
 
 
 def _int_list(text: str) -> list[int]:
@@ -191,7 +192,7 @@ def check_gradients(args: argparse.Namespace) -> int:
     print(
         f"gradcheck {verdict}: max relative error {error:.3g} (tolerance {args.tolerance:g}) "
         f"over {net.n_parameters} parameters of {net.sizes} "
-        f"{'/'.join(net.activation_names)}, cost {net._cost(args.cost).name}, "
+        f"{'/'.join(net.activation_names)}, cost {net.cost_function(args.cost).name}, "
         f"{args.samples} examples, {seconds:.2f} s"
     )
     return 0 if error < args.tolerance else 1
@@ -260,7 +261,7 @@ def time_gradients_command(args: argparse.Namespace) -> int:
 
 
 def plot(args: argparse.Namespace) -> int:
-    from .plots import plot_histories  # matplotlib: imported only by the commands that draw
+    from ..train.plots import plot_histories  # matplotlib: imported only by the commands that draw
 
     histories = [History.load(path) for path in args.histories]
     output = args.output or Path(args.histories[0]).with_suffix(".png")
@@ -270,7 +271,7 @@ def plot(args: argparse.Namespace) -> int:
 
 
 def graph(args: argparse.Namespace) -> int:
-    from .graph import draw_graph
+    from .diagram import draw_graph
 
     net = Network(args.sizes, args.activations, backend="numpy")
     draw_graph(net, args.output, cost=args.cost, layer=args.layer)
