@@ -256,7 +256,7 @@ class Distributed:
             )
 
     def evaluate(self, net: Any, X: Any, targets: Any, labels: Any, cost: Any) -> dict:
-        """Network.evaluate_checked over this rank's shard of the rows, reduced to means over all."""
+        """Network.evaluate_checked over this rank's shard of the rows, as means over all."""
         part, m = self.shard(X.shape[0]), X.shape[0]
         m_r = part.stop - part.start
         total = correct = 0.0
