@@ -1,6 +1,6 @@
 // gpunet's CUDA kernels: thin __global__ wrappers over the grid-stride loops of loops.cuh.
 //
-// Loaded by gpunet/backends/_kernels.py through cupy.RawModule with one name expression
+// Loaded by gpunet/core/backends/kernels.py through cupy.RawModule with one name expression
 // per instantiation, e.g. "bias_activation<float, 1>" (T = float or double; the int is an
 // ActivationId from activations.cuh). Launch with a 1-D grid of 1-D blocks of any size;
 // every loop strides by the grid's thread count, so any grid covers any size.
@@ -47,17 +47,8 @@ __global__ void softmax_delta(const T* grad, const T* a, T* out, long long n, lo
 template <typename T>
 __global__ void output_minus_target(const T* a, const T* y, long long y_row, long long y_col,
                                     T* out, long long n, long long m, T scale) {
-  gpunet::output_delta_loop<T, gpunet::OUTPUT_MINUS_TARGET>(
-      GPUNET_THREAD_INDEX, GPUNET_THREAD_COUNT, a, y, y_row, y_col, out, n, m, scale);
-}
-
-// (d) (A - 1) * Y * scale, Y at element strides (y_row, y_col)
-template <typename T>
-__global__ void sigmoid_log_likelihood_delta(const T* a, const T* y, long long y_row,
-                                             long long y_col, T* out, long long n,
-                                             long long m, T scale) {
-  gpunet::output_delta_loop<T, gpunet::SIGMOID_LOG_LIKELIHOOD>(
-      GPUNET_THREAD_INDEX, GPUNET_THREAD_COUNT, a, y, y_row, y_col, out, n, m, scale);
+  gpunet::output_minus_target_loop<T>(GPUNET_THREAD_INDEX, GPUNET_THREAD_COUNT, a, y, y_row,
+                                      y_col, out, n, m, scale);
 }
 
 // (e) one SGD step over the flat parameter buffer

@@ -99,21 +99,17 @@ GPUNET_HD void softmax_delta_loop(long long start, long long step, const T* grad
   }
 }
 
-// The fused output deltas. y is the (n, m) target view at element strides (y_row, y_col):
-// the network hands over the (m, n) row-major target buffer transposed, so (1, n) there.
-// out may alias a. Kind picks the formula:
-//   OUTPUT_MINUS_TARGET:        delta = (A - Y) * scale        (scale = 1/m)
-//   SIGMOID_LOG_LIKELIHOOD:     delta = (A - 1) (*) Y * scale   (= -Y (*) (1 - A)/m)
-enum OutputDeltaKind { OUTPUT_MINUS_TARGET, SIGMOID_LOG_LIKELIHOOD };
-
-template <typename T, int Kind>
-GPUNET_HD void output_delta_loop(long long start, long long step, const T* a, const T* y,
-                                 long long y_row, long long y_col, T* out, long long n,
-                                 long long m, T scale) {
+// BP1's fused output delta (and the quadratic's grad_A C): delta = (A - Y) * scale, with
+// scale = 1/m. y is the (n, m) target view at element strides (y_row, y_col): the network
+// hands over the (m, n) row-major target buffer transposed, so (1, n) there. out may alias a.
+template <typename T>
+GPUNET_HD void output_minus_target_loop(long long start, long long step, const T* a,
+                                        const T* y, long long y_row, long long y_col, T* out,
+                                        long long n, long long m, T scale) {
   RowColumn at(start, step, m);
   for (long long k = start; k < n * m; k += step, at.advance()) {
     const T target = y[at.i * y_row + at.j * y_col];
-    out[k] = (Kind == OUTPUT_MINUS_TARGET ? a[k] - target : (a[k] - T(1)) * target) * scale;
+    out[k] = (a[k] - target) * scale;
   }
 }
 

@@ -310,10 +310,10 @@ def test_output_delta_kernel(cupy, kernel_backend, output, cost, dtype):
     z = random(shape, dtype, 1, 3.0)
     a = g.forward(NUMPY, z, np.empty_like(z))
     y = np.eye(n, dtype=dtype)[np.random.default_rng(4).integers(0, n, size=m)]  # (m, n)
-    expected = NUMPY.output_delta(g, c, z, a, y.T, np.empty_like(z))
+    expected = c.delta(NUMPY, g, z, a, y.T, np.empty_like(z))
     out = poisoned(cupy, shape, dtype)
     y_gpu = cupy.array(y)
-    kernel_backend.output_delta(g, c, cupy.array(z), cupy.array(a), y_gpu.T, out)
+    c.delta(kernel_backend, g, cupy.array(z), cupy.array(a), y_gpu.T, out)
     assert_kernel_close(out, expected, dtype, 4.0 * np.abs(expected).max(), "delta")
 
 
@@ -393,7 +393,7 @@ def test_non_contiguous_input_is_rejected(cupy, gpu):
     with pytest.raises(ValueError, match="C-contiguous"):
         y = cupy.zeros((10, 8), np.float32)  # (m, n) target rows; y.T is the (n, m) view
         out = cupy.empty((10, 8), np.float32).T  # (8, 10) but F-ordered
-        gpu.output_delta(g, COSTS["cross_entropy"], z, z, y.T, out)
+        COSTS["cross_entropy"].delta(gpu, g, z, z, y.T, out)
     params = cupy.zeros(10, np.float32)
     with pytest.raises(ValueError, match="C-contiguous"):
         gpu.sgd_update(params, cupy.zeros(20, np.float32)[::2], None, 0.1, 0.0, False, 0.0, 0)

@@ -51,9 +51,6 @@ class Sigmoid(Activation):
         out *= 1.0 - a
         return out
 
-    def log_output(self, ops, z):
-        return -ops.xp.logaddexp(0.0, -z)  # ln σ(z) = −softplus(−z)
-
 
 class Tanh(Activation):
     name = "tanh"

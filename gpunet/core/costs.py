@@ -1,24 +1,16 @@
-"""Costs C = (1/m) Σ_x C_x over a batch, and the backprop seed grad_A C that BP1 starts from.
+"""Costs C = (1/m) Σ_x C_x over a batch, and BP1's delta^L = grad_A C ⊙ g'(Z^L).
 
 Arrays are (n_L, m), one column per example; `y` holds the targets in the same layout.
-Where a cost and the output activation simplify together, `fused_delta` gives BP1's
-delta^L directly: no division by a saturated output, so no inf or NaN at ±1000.
+Where a cost and its output activation cancel (softmax with the log-likelihood, sigmoid
+with the cross-entropy), `Cost.delta` takes BP1's simplified form delta^L = (A − Y)/m:
+no division by a saturated output, so no inf or NaN at ±1000.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 Array = Any
-FusedDelta = Callable[[Any, Array, Array, Array], Array]
-
-
-def _output_minus_target(xp, a, y, out):
-    """delta^L = (A − Y)/m: softmax + log-likelihood, and sigmoid + cross-entropy."""
-    xp.subtract(a, y, out=out)
-    out *= 1.0 / a.shape[1]
-    return out
 
 
 class Cost:
@@ -27,15 +19,23 @@ class Cost:
     name: str
     # output activations the cost is defined on (None: any)
     valid_outputs: ClassVar[frozenset[str] | None] = None
-    fused_delta: ClassVar[dict[str, FusedDelta]] = {}
+    # output activations whose g' cancels against grad_A C, leaving delta^L = (A − Y)/m
+    cancels_with: ClassVar[frozenset[str]] = frozenset()
 
     def value(self, ops: Any, z: Array, a: Array, y: Array, activation: Any) -> Array:
         """Σ_x C_x over the batch (a 0-d array: summing on the device needs no sync)."""
         raise NotImplementedError
 
-    def gradient(self, xp: Any, a: Array, y: Array, out: Array) -> Array:
+    def gradient(self, ops: Any, a: Array, y: Array, out: Array) -> Array:
         """grad_A C, the seed of BP1, for the batch-mean cost."""
         raise NotImplementedError
+
+    def delta(self, ops: Any, activation: Any, z: Array, a: Array, y: Array, out: Array) -> Array:
+        """BP1: delta^L = grad_A C ⊙ g'(Z^L), as (A − Y)/m where the two cancel."""
+        if activation.name in self.cancels_with:
+            return ops.output_minus_target(a, y, out)
+        self.gradient(ops, a, y, out)
+        return ops.activation_delta(activation, out, z, a, out)
 
     def check_output(self, activation_name: str) -> None:
         """Raise a ValueError when the output activation cannot feed this cost."""
@@ -43,7 +43,12 @@ class Cost:
             raise ValueError(
                 f"cost {self.name!r} needs an output activation in "
                 f"{sorted(self.valid_outputs)}, but the output layer is {activation_name!r}"
+                + self.why_not(activation_name)
             )
+
+    def why_not(self, activation_name: str) -> str:
+        """A sentence on why the pairing is refused, for the error (empty: no more to say)."""
+        return ""
 
     def __repr__(self) -> str:
         return f"<cost {self.name}>"
@@ -58,16 +63,8 @@ class Quadratic(Cost):
         difference = a - y
         return 0.5 * ops.xp.vdot(difference, difference)
 
-    def gradient(self, xp, a, y, out):
-        return _output_minus_target(xp, a, y, out)
-
-
-def _sigmoid_log_likelihood_delta(xp, a, y, out):
-    """delta^L = −Y ⊙ (1 − A)/m: −(y/a)·a(1 − a) with the saturating factor cancelled."""
-    xp.subtract(a, 1.0, out=out)
-    out *= y
-    out *= 1.0 / a.shape[1]
-    return out
+    def gradient(self, ops, a, y, out):
+        return ops.output_minus_target(a, y, out)  # grad_A C = (A − Y)/m
 
 
 class CrossEntropy(Cost):
@@ -75,7 +72,7 @@ class CrossEntropy(Cost):
 
     name = "cross_entropy"
     valid_outputs: ClassVar[frozenset[str] | None] = frozenset({"sigmoid"})
-    fused_delta: ClassVar[dict[str, FusedDelta]] = {"sigmoid": _output_minus_target}
+    cancels_with: ClassVar[frozenset[str]] = frozenset({"sigmoid"})
 
     def value(self, ops, z, a, y, activation):
         # with a = σ(z): ln a = −softplus(−z), ln(1 − a) = −softplus(z), so
@@ -83,30 +80,38 @@ class CrossEntropy(Cost):
         xp = ops.xp
         return xp.sum(xp.logaddexp(0.0, z) - y * z)
 
-    def gradient(self, xp, a, y, out):
-        # (a − y) / (a(1 − a)) / m; only reached outside the fused sigmoid path
+    def gradient(self, ops, a, y, out):
+        # (a − y) / (a(1 − a)) / m: what delta's cancellation avoids; kept for the texts
+        xp = ops.xp
         xp.subtract(a, y, out=out)
         out /= a * (1.0 - a) * a.shape[1]
         return out
 
 
 class LogLikelihood(Cost):
-    """C_x = −Σ_j y_j ln a_j, for softmax (or sigmoid) outputs."""
+    """C_x = −Σ_j y_j ln a_j, for softmax outputs."""
 
     name = "log_likelihood"
-    valid_outputs: ClassVar[frozenset[str] | None] = frozenset({"softmax", "sigmoid"})
-    fused_delta: ClassVar[dict[str, FusedDelta]] = {
-        "softmax": _output_minus_target,
-        "sigmoid": _sigmoid_log_likelihood_delta,
-    }
+    valid_outputs: ClassVar[frozenset[str] | None] = frozenset({"softmax"})
+    cancels_with: ClassVar[frozenset[str]] = frozenset({"softmax"})
 
     def value(self, ops, z, a, y, activation):
         return -ops.xp.vdot(y, activation.log_output(ops, z))
 
-    def gradient(self, xp, a, y, out):
+    def gradient(self, ops, a, y, out):
+        xp = ops.xp
         xp.divide(y, a, out=out)
         out *= -1.0 / a.shape[1]
         return out
+
+    def why_not(self, activation_name):
+        if activation_name != "sigmoid":
+            return ""
+        return (
+            ": with independent sigmoid outputs −Σ_j y_j ln a_j never penalises the wrong "
+            "classes and is minimised by pushing every output to 1; use cost 'cross_entropy' "
+            "for sigmoid outputs"
+        )
 
 
 COSTS: dict[str, Cost] = {c.name: c for c in (Quadratic(), CrossEntropy(), LogLikelihood())}

@@ -198,9 +198,8 @@ class Network:
         ops = self.backend
         self.feedforward(x, ws)
         g = self.activations
-        # BP1
-        delta = ops.output_delta(
-            g[-1], cost, ws.weighted_input[-1], ws.activation[-1], y.T, out=ws.delta[-1]
+        delta = cost.delta(  # BP1
+            ops, g[-1], ws.weighted_input[-1], ws.activation[-1], y.T, out=ws.delta[-1]
         )
         for i in reversed(range(len(self.weights))):
             previous = x.T if i == 0 else ws.activation[i - 1]

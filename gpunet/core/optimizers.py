@@ -3,6 +3,8 @@
 The network keeps all weights, then all biases, in one flat array (with per-layer
 views), and the gradients likewise; an optimizer step is therefore a handful of
 array operations whatever the depth, and weight decay reaches the weights only.
+The update rules themselves (`sgd_rule`, `adam_rule`) are written here once over an
+array module; a backend runs them (`Backend.sgd_update`), the CuPy one as one kernel.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from .checks import check_positive, check_unit_interval
+
+Array = Any
 
 
 class Optimizer:
@@ -173,6 +177,67 @@ class Adam(Optimizer):
             backend.asarray(state[key], params.dtype) for key in ("first_moment", "second_moment")
         )
         self._steps = int(state["steps"])
+
+
+def sgd_rule(
+    xp: Any,
+    params: Array,
+    grads: Array,
+    velocity: Array | None,
+    lr: float,
+    momentum: float,
+    nesterov: bool,
+    weight_decay: float,
+    n_decayed: int,
+) -> None:
+    """p -= lr·(g + λp) with optional (Nesterov) momentum, as torch.optim.SGD does.
+
+    Weight decay applies to the first n_decayed entries (the weights, not the
+    biases), which makes weight_decay = λ/n Nielsen's L2 rule.
+    """
+    if weight_decay:
+        grads[:n_decayed] += weight_decay * params[:n_decayed]
+    if velocity is not None:
+        velocity *= momentum
+        velocity += grads
+        if nesterov:
+            grads += momentum * velocity
+        else:
+            xp.copyto(grads, velocity)
+    grads *= lr
+    params -= grads
+
+
+def adam_rule(
+    xp: Any,
+    params: Array,
+    grads: Array,
+    first_moment: Array,
+    second_moment: Array,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    step: int,
+    weight_decay: float,
+    n_decayed: int,
+) -> None:
+    """Adam with bias correction and L2 decay on the weights, as torch.optim.Adam does."""
+    if weight_decay:
+        grads[:n_decayed] += weight_decay * params[:n_decayed]
+    first_moment *= beta1
+    first_moment += (1.0 - beta1) * grads
+    second_moment *= beta2
+    grads *= grads
+    second_moment += (1.0 - beta2) * grads
+    step_size = lr / (1.0 - beta1**step)
+    # grads is free now: reuse it for the denominator sqrt(v_hat) + eps
+    xp.sqrt(second_moment, out=grads)
+    grads *= 1.0 / (1.0 - beta2**step) ** 0.5
+    grads += eps
+    xp.divide(first_moment, grads, out=grads)
+    grads *= step_size
+    params -= grads
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

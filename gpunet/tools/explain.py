@@ -37,12 +37,10 @@ def _sigmoid_prime(z: float) -> float:
 OUTPUT_DELTAS: dict[str, tuple[str, Callable[[float, float, float], float]]] = {
     "quadratic": ("(a2 − y) σ'(z2)", lambda a2, z2, y: (a2 - y) * _sigmoid_prime(z2)),
     "cross_entropy": ("(a2 − y)", lambda a2, z2, y: a2 - y),
-    "log_likelihood": ("−y (1 − a2)", lambda a2, z2, y: -y * (1.0 - a2)),
 }
 COST_FORMULAS = {
     "quadratic": "C = (a2 − y)²/2",
     "cross_entropy": "C = −[y ln a2 + (1 − y) ln(1 − a2)]",
-    "log_likelihood": "C = −y ln a2",
 }
 
 

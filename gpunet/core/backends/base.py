@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from ..activations import Activation
-from ..costs import Cost
+from ..optimizers import adam_rule, sgd_rule
 
 Array = Any  # numpy.ndarray or cupy.ndarray
 
@@ -75,21 +75,11 @@ class Backend:
         """BP1/BP2's product: delta = dC/dA ⊙ g'(Z) (a Jacobian-vector product for softmax)."""
         return activation.backward(self, grad_activation, weighted_input, activation_value, out)
 
-    def output_delta(
-        self,
-        activation: Activation,
-        cost: Cost,
-        weighted_input: Array,
-        activation_value: Array,
-        target: Array,
-        out: Array,
-    ) -> Array:
-        """BP1: delta^L = grad_A C ⊙ g'(Z^L), in the fused form where cost and g simplify."""
-        fused = cost.fused_delta.get(activation.name)
-        if fused is not None:
-            return fused(self.xp, activation_value, target, out)
-        cost.gradient(self.xp, activation_value, target, out)
-        return activation.backward(self, out, weighted_input, activation_value, out)
+    def output_minus_target(self, a: Array, y: Array, out: Array) -> Array:
+        """(A − Y)/m: BP1's delta^L where the cost and g cancel, and the quadratic's grad_A C."""
+        self.xp.subtract(a, y, out=out)
+        out *= 1.0 / a.shape[1]
+        return out
 
     def bias_gradient(self, delta: Array, out: Array) -> Array:
         """BP3: dC/db^l = delta^l summed over the batch (the columns)."""
@@ -117,23 +107,8 @@ class Backend:
         weight_decay: float,
         n_decayed: int,
     ) -> None:
-        """p -= lr·(g + λp) with optional (Nesterov) momentum, as torch.optim.SGD does.
-
-        Weight decay applies to the first n_decayed entries (the weights, not the
-        biases), which makes weight_decay = λ/n Nielsen's L2 rule.
-        """
-        xp = self.xp
-        if weight_decay:
-            grads[:n_decayed] += weight_decay * params[:n_decayed]
-        if velocity is not None:
-            velocity *= momentum
-            velocity += grads
-            if nesterov:
-                grads += momentum * velocity
-            else:
-                xp.copyto(grads, velocity)
-        grads *= lr
-        params -= grads
+        """One step of `optimizers.sgd_rule` over the flat buffers (a kernel on the GPU)."""
+        sgd_rule(self.xp, params, grads, velocity, lr, momentum, nesterov, weight_decay, n_decayed)
 
     def adam_update(
         self,
@@ -149,20 +124,18 @@ class Backend:
         weight_decay: float,
         n_decayed: int,
     ) -> None:
-        """Adam with bias correction and L2 decay on the weights, as torch.optim.Adam does."""
-        xp = self.xp
-        if weight_decay:
-            grads[:n_decayed] += weight_decay * params[:n_decayed]
-        first_moment *= beta1
-        first_moment += (1.0 - beta1) * grads
-        second_moment *= beta2
-        grads *= grads
-        second_moment += (1.0 - beta2) * grads
-        step_size = lr / (1.0 - beta1**step)
-        # grads is free now: reuse it for the denominator sqrt(v_hat) + eps
-        xp.sqrt(second_moment, out=grads)
-        grads *= 1.0 / (1.0 - beta2**step) ** 0.5
-        grads += eps
-        xp.divide(first_moment, grads, out=grads)
-        grads *= step_size
-        params -= grads
+        """One step of `optimizers.adam_rule` over the flat buffers (a kernel on the GPU)."""
+        adam_rule(
+            self.xp,
+            params,
+            grads,
+            first_moment,
+            second_moment,
+            lr,
+            beta1,
+            beta2,
+            eps,
+            step,
+            weight_decay,
+            n_decayed,
+        )

@@ -18,7 +18,6 @@ from typing import Any
 import numpy
 
 from ..activations import Activation
-from ..costs import Cost, Quadratic, _output_minus_target, _sigmoid_log_likelihood_delta
 from . import kernels
 from .base import Array, Backend
 from .kernels import (
@@ -28,12 +27,6 @@ from .kernels import (
     check_shape,
     element_strides,
 )
-
-# the fused output deltas of costs.py that have a kernel
-_FUSED_KERNELS = {
-    _output_minus_target: "output_minus_target",
-    _sigmoid_log_likelihood_delta: "sigmoid_log_likelihood_delta",
-}
 
 
 class CupyBackend(Backend):
@@ -162,37 +155,17 @@ class CupyBackend(Backend):
         self._run("activation_delta", dtype, size, args, name)
         return out
 
-    def output_delta(
-        self,
-        activation: Activation,
-        cost: Cost,
-        weighted_input: Array,
-        activation_value: Array,
-        target: Array,
-        out: Array,
-    ) -> Array:
-        """BP1: delta^L = grad_A C ⊙ g'(Z^L), in the fused form where cost and g simplify."""
-        fused = cost.fused_delta.get(activation.name)
-        if fused is not None:
-            kernel = _FUSED_KERNELS.get(fused)
-        elif type(cost) is Quadratic:
-            kernel = "output_minus_target"  # grad_A C = (A − Y)/m; g' follows below
-        else:
-            kernel = None
-        if kernel is None:
-            return super().output_delta(
-                activation, cost, weighted_input, activation_value, target, out
-            )
-        # the target arrives as a transposed view of the (m, n) row-major target buffer:
-        # the kernel reads it through its strides, so any layout works
-        dtype = check_dtype(activation_value=activation_value, target=target, out=out)
-        check_contiguous(activation_value=activation_value, out=out)
-        n, m = self._matrix_shape("activation_value", activation_value)
-        check_shape((n, m), target=target, out=out)
-        y_row, y_col = element_strides("target", target)
+    def output_minus_target(self, a: Array, y: Array, out: Array) -> Array:
+        # y arrives as a transposed view of the (m, n) row-major target buffer: the
+        # kernel reads it through its strides, so any layout works
+        dtype = check_dtype(a=a, y=y, out=out)
+        check_contiguous(a=a, out=out)
+        n, m = self._matrix_shape("a", a)
+        check_shape((n, m), y=y, out=out)
+        y_row, y_col = element_strides("y", y)
         args = (
-            activation_value,
-            target,
+            a,
+            y,
             numpy.int64(y_row),
             numpy.int64(y_col),
             out,
@@ -200,9 +173,7 @@ class CupyBackend(Backend):
             numpy.int64(m),
             dtype.type(1.0 / m) if m else dtype.type(0),
         )
-        self._run(kernel, dtype, n * m, args)
-        if fused is None:
-            return self.activation_delta(activation, out, weighted_input, activation_value, out)
+        self._run("output_minus_target", dtype, n * m, args)
         return out
 
     # --- optimizer updates over the flat parameter buffer ---------------------------

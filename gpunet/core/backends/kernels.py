@@ -36,7 +36,6 @@ _KERNELS = (
     "softmax_forward",
     "softmax_delta",
     "output_minus_target",
-    "sigmoid_log_likelihood_delta",
     "sgd_update",
     "adam_update",
 )

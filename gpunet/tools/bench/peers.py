@@ -139,7 +139,7 @@ def loop_runner(net: Network, pool: Pool, cost: Cost, lr: float) -> Runner:
     def backprop(example: Array, target: Array) -> tuple[list[Array], list[Array]]:
         """BP1–BP4 for one example: (dC_x/db^l, dC_x/dW^l) for every layer."""
         weighted_inputs, activations = feedforward(example)
-        seed = cost.gradient(xp, activations[-1], target, xp.empty_like(activations[-1]))
+        seed = cost.gradient(ops, activations[-1], target, xp.empty_like(activations[-1]))
         delta = g[-1].backward(ops, seed, weighted_inputs[-1], activations[-1], seed)  # BP1
         nabla_b, nabla_w = [delta], [delta @ activations[-2].T]  # BP3, BP4
         for l in range(2, len(weights) + 1):
