@@ -5,7 +5,8 @@ from conftest import png_size, valid_pairs
 
 import gpunet
 from gpunet.core.activations import ACTIVATIONS
-from gpunet.tools.diagram import DERIVATIVES, DPI, draw_graph, figure_inches
+from gpunet.core.costs import COSTS
+from gpunet.tools.diagram import DPI, cancelled_delta, draw_graph, figure_inches
 
 
 def expected_size(layers):
@@ -13,8 +14,16 @@ def expected_size(layers):
     return int(width * DPI), int(height * DPI)
 
 
-def test_every_activation_has_its_derivative_label():
-    assert set(DERIVATIVES) == set(ACTIVATIONS)
+def test_labels_come_from_the_activations_and_costs():
+    # the diagram keeps no table of its own: a new activation or cancelling pair shows up
+    assert all(g.derivative_tex for g in ACTIVATIONS.values())
+    assert all(c.gradient_tex for c in COSTS.values())
+    for g in ACTIVATIONS.values():
+        for c in COSTS.values():
+            want = f"${c.cancelled_tex}$" if g.name in c.cancels_with else None
+            assert cancelled_delta(g, c) == want
+    softmax_log_likelihood = cancelled_delta(ACTIVATIONS["softmax"], COSTS["log_likelihood"])
+    assert softmax_log_likelihood == r"$\delta^L = (A - Y)/m$"
 
 
 @pytest.mark.parametrize(("activation", "cost"), valid_pairs())

@@ -20,6 +20,8 @@ class Activation:
     """One layer's g; elementwise unless it overrides `backward` with a Jacobian product."""
 
     name: str
+    # g'(Z) in the texts' notation, as LaTeX (the diagram of `gpunet graph` shows it)
+    derivative_tex: str
     # g'(Z) computable from A = g(Z) alone, so the forward pass may overwrite Z with A
     derivative_from_output: bool = True
 
@@ -41,6 +43,7 @@ class Activation:
 
 class Sigmoid(Activation):
     name = "sigmoid"
+    derivative_tex = r"\sigma'(Z) = A\odot(1-A)"
 
     def forward(self, ops, z, out):
         return ops.special.expit(z, out=out)  # 1/(1+e^-z) without overflow at ±1000
@@ -54,6 +57,7 @@ class Sigmoid(Activation):
 
 class Tanh(Activation):
     name = "tanh"
+    derivative_tex = r"1 - A\odot A"
 
     def forward(self, ops, z, out):
         return ops.xp.tanh(z, out=out)
@@ -65,6 +69,7 @@ class Tanh(Activation):
 
 class ReLU(Activation):
     name = "relu"
+    derivative_tex = r"[A > 0]"
 
     def forward(self, ops, z, out):
         return ops.xp.maximum(z, 0.0, out=out)
@@ -76,6 +81,7 @@ class ReLU(Activation):
 
 class LeakyReLU(Activation):
     name = "leaky_relu"
+    derivative_tex = r"[A > 0] + 0.01\,[A \leq 0]"
 
     def forward(self, ops, z, out):
         return ops.xp.maximum(z, LEAKY_SLOPE * z, out=out)
@@ -87,6 +93,7 @@ class LeakyReLU(Activation):
 
 class Identity(Activation):
     name = "identity"
+    derivative_tex = r"1"
 
     def forward(self, ops, z, out):
         if out is not z:
@@ -101,6 +108,7 @@ class Identity(Activation):
 
 class Softplus(Activation):
     name = "softplus"
+    derivative_tex = r"\sigma(Z) = 1 - e^{-A}"
 
     def forward(self, ops, z, out):
         return ops.xp.logaddexp(0.0, z, out=out)  # ln(1 + e^z) without overflow
@@ -114,6 +122,7 @@ class GELU(Activation):
     """The exact GELU, z·Φ(z) with Φ the standard normal CDF (erf form, not tanh)."""
 
     name = "gelu"
+    derivative_tex = r"\Phi(Z) + Z\,\varphi(Z)"
     derivative_from_output = False
 
     def forward(self, ops, z, out):
@@ -138,6 +147,7 @@ class Softmax(Activation):
     """The vector activation g: R^n -> R^n, a_j = e^{z_j} / Σ_k e^{z_k}, per column."""
 
     name = "softmax"
+    derivative_tex = r"J = \mathrm{diag}(a) - a a^T"
 
     def forward(self, ops, z, out):
         xp = ops.xp

@@ -17,6 +17,10 @@ class Cost:
     """A per-example cost C_x averaged over the batch."""
 
     name: str
+    # grad_A C in the texts' notation, as LaTeX (the diagram of `gpunet graph` shows it)
+    gradient_tex: str
+    # BP1's delta^L where the cost and g cancel, as LaTeX
+    cancelled_tex = r"\delta^L = (A - Y)/m"
     # output activations the cost is defined on (None: any)
     valid_outputs: ClassVar[frozenset[str] | None] = None
     # output activations whose g' cancels against grad_A C, leaving delta^L = (A − Y)/m
@@ -58,6 +62,7 @@ class Quadratic(Cost):
     """C_x = ½‖y − a‖²."""
 
     name = "quadratic"
+    gradient_tex = r"\nabla_A C = (A - Y)/m"
 
     def value(self, ops, z, a, y, activation):
         difference = a - y
@@ -71,6 +76,7 @@ class CrossEntropy(Cost):
     """C_x = −Σ_j [y_j ln a_j + (1 − y_j) ln(1 − a_j)], for sigmoid outputs."""
 
     name = "cross_entropy"
+    gradient_tex = r"\nabla_A C = (A - Y)/(A\odot(1-A)\,m)"
     valid_outputs: ClassVar[frozenset[str] | None] = frozenset({"sigmoid"})
     cancels_with: ClassVar[frozenset[str]] = frozenset({"sigmoid"})
 
@@ -92,6 +98,7 @@ class LogLikelihood(Cost):
     """C_x = −Σ_j y_j ln a_j, for softmax outputs."""
 
     name = "log_likelihood"
+    gradient_tex = r"\nabla_A C = -Y/(A\,m)"
     valid_outputs: ClassVar[frozenset[str] | None] = frozenset({"softmax"})
     cancels_with: ClassVar[frozenset[str]] = frozenset({"softmax"})
 

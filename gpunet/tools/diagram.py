@@ -16,34 +16,19 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 
+from ..core.activations import Activation
+from ..core.costs import Cost
+from ..core.network import Network
 from ..train.plots import DPI, png_path, save_figure
 
-# what multiplies the incoming dC/dA^l in BP1/BP2: g'(Z^l), or the Jacobian for softmax
-DERIVATIVES = {
-    "sigmoid": r"$\sigma'(Z) = A\odot(1-A)$",
-    "tanh": r"$1 - A\odot A$",
-    "relu": r"$[A > 0]$",
-    "leaky_relu": r"$[A > 0] + 0.01\,[A \leq 0]$",
-    "identity": r"$1$",
-    "softplus": r"$\sigma(Z) = 1 - e^{-A}$",
-    "gelu": r"$\Phi(Z) + Z\,\varphi(Z)$",
-    "softmax": r"$J = \mathrm{diag}(a) - a a^T$, per column",
-}
-# grad_A C, the seed of BP1, for the batch-mean cost
-SEEDS = {
-    "quadratic": r"$\nabla_A C = (A - Y)/m$",
-    "cross_entropy": r"$\nabla_A C = (A - Y)/(A\odot(1-A)\,m)$",
-    "log_likelihood": r"$\nabla_A C = -Y/(A\,m)$",
-}
-# delta^L where the cost and the output activation simplify together (costs.fused_delta)
-FUSED = {
-    ("softmax", "log_likelihood"): r"$\delta^L = (A - Y)/m$",
-    ("sigmoid", "cross_entropy"): r"$\delta^L = (A - Y)/m$",
-    ("sigmoid", "log_likelihood"): r"$\delta^L = -Y\odot(1 - A)/m$",
-}
 FORWARD, BACKWARD, PARAMETER = "#1f5fa8", "#b2182b", "#555555"
 HEIGHT_INCHES, CHAIN_INCHES = 9.0, 3.4
 PITCH_INCHES = 2.25  # one box and one gap of the chain
+
+
+def cancelled_delta(output: Activation, cost: Cost) -> str | None:
+    """BP1's delta^L where the cost and the output's g cancel (Cost.delta), else None."""
+    return f"${cost.cancelled_tex}$" if output.name in cost.cancels_with else None
 
 
 def figure_inches(layers: int) -> tuple[float, float]:
@@ -52,7 +37,7 @@ def figure_inches(layers: int) -> tuple[float, float]:
 
 
 def draw_graph(
-    net: Any, path: str | os.PathLike[str], *, cost: str | None = None, layer: int | None = None
+    net: Network, path: str | os.PathLike[str], *, cost: str | None = None, layer: int | None = None
 ) -> Path:
     """Draw the forward and backward graph of `net` (a Network) into the PNG at `path`.
 
@@ -60,8 +45,6 @@ def draw_graph(
     is the texts' l in 1..L of the detailed layer (default: L − 1, the last hidden layer,
     where BP2 shows; L for a one-layer network).
     """
-    from ..core.network import Network
-
     if not isinstance(net, Network):
         raise TypeError(f"net must be a gpunet Network, got {type(net).__name__}")
     cost_ = net.cost_function(cost)
@@ -75,9 +58,9 @@ def draw_graph(
     width, height = figure_inches(layers)
     figure = Figure(figsize=(width, height), dpi=DPI)
     chain = _panel(figure, width, height - CHAIN_INCHES, CHAIN_INCHES)
-    _draw_chain(chain, net, cost_.name, width)
+    _draw_chain(chain, net, cost_, width)
     detail = _panel(figure, width, 0.0, height - CHAIN_INCHES)
-    _draw_layer(detail, net, cost_.name, layer, width)
+    _draw_layer(detail, net, cost_, layer, width)
     return save_figure(figure, path)
 
 
@@ -139,7 +122,7 @@ def _shape(rows: int | str, columns: int | str = "m") -> str:
     return f"({rows} × {columns})"
 
 
-def _draw_chain(ax: Any, net: Any, cost: str, width: float) -> None:
+def _draw_chain(ax: Any, net: Network, cost: Cost, width: float) -> None:
     """Input, one box per layer and the cost; A^l forward, BP1/BP2's messages backward."""
     layers, sizes, names = len(net.weights), net.sizes, net.activation_names
     top = ax.get_ylim()[1]
@@ -150,14 +133,13 @@ def _draw_chain(ax: Any, net: Any, cost: str, width: float) -> None:
     for l in range(1, layers + 1):
         text = f"layer {l}\n$W^{{{l}}}$ {_shape(sizes[l], sizes[l - 1])}\n{names[l - 1]}"
         boxes.append(_node(ax, xs[l], y, text, FORWARD, 1.2))
-    boxes.append(_node(ax, xs[-1], y, f"cost C\n{cost}", FORWARD, 1.2))
+    boxes.append(_node(ax, xs[-1], y, f"cost C\n{cost.name}", FORWARD, 1.2))
     for l in range(layers + 1):
         a = boxes[l]
         raised = (a[0], a[1] + 0.15, a[2], a[3])
         after = (boxes[l + 1][0], a[1] + 0.15, boxes[l + 1][2], a[3])
         _edge(ax, raised, after, f"$A^{{{l}}}$\n{_shape(sizes[l])}", FORWARD)
-    output = names[-1]
-    seed = FUSED.get((output, cost), SEEDS[cost])
+    seed = cancelled_delta(net.activations[-1], cost) or f"${cost.gradient_tex}$"
     for l in range(layers, 0, -1):
         a, b = boxes[l + 1], boxes[l]
         lowered = (a[0], a[1] - 0.15, a[2], a[3])
@@ -169,9 +151,10 @@ def _draw_chain(ax: Any, net: Any, cost: str, width: float) -> None:
         _edge(ax, lowered, into, label, BACKWARD, below=True)
 
 
-def _draw_layer(ax: Any, net: Any, cost: str, l: int, width: float) -> None:
+def _draw_layer(ax: Any, net: Network, cost: Cost, l: int, width: float) -> None:
     """Layer l in detail: the forward nodes, the backward nodes under them, the gradients."""
-    layers, sizes, name = len(net.weights), net.sizes, net.activation_names[l - 1]
+    layers, sizes, g_l = len(net.weights), net.sizes, net.activations[l - 1]
+    name = g_l.name
     top = ax.get_ylim()[1]
     ax.text(
         0.2,
@@ -184,7 +167,7 @@ def _draw_layer(ax: Any, net: Any, cost: str, l: int, width: float) -> None:
     xs = [width * f for f in (0.07, 0.27, 0.47, 0.69, 0.93)]
     param_y, forward_y, backward_y, gradient_y = top - 1.1, top - 2.3, top - 3.6, top - 4.7
     output = l == layers
-    fused = FUSED.get((name, cost)) if output else None
+    fused = cancelled_delta(g_l, cost) if output else None
 
     source = _node(ax, xs[0], forward_y, f"$A^{{{l - 1}}}$", FORWARD, 1.0)
     weights = _node(ax, xs[1], param_y, f"$W^{{{l}}}$", PARAMETER, 1.0)
@@ -203,8 +186,14 @@ def _draw_layer(ax: Any, net: Any, cost: str, l: int, width: float) -> None:
     if fused:
         incoming, local_text = "cost and g together", f"BP1, fused:\n{fused}"
     else:
-        incoming = SEEDS[cost] if output else f"$(W^{{{l + 1}}})^T\\delta^{{{l + 1}}}$\n{_shape(n)}"
-        local_text = f"{'BP1' if output else 'BP2'}: $\\odot\\ g'(Z^{{{l}}})$\n{DERIVATIVES[name]}"
+        incoming = (
+            f"${cost.gradient_tex}$"
+            if output
+            else f"$(W^{{{l + 1}}})^T\\delta^{{{l + 1}}}$\n{_shape(n)}"
+        )
+        local_text = (
+            f"{'BP1' if output else 'BP2'}: $\\odot\\ g'(Z^{{{l}}})$\n${g_l.derivative_tex}$"
+        )
     message = _node(ax, xs[4], backward_y, "cost C" if output else f"layer {l + 1}", BACKWARD, 1.1)
     local = _node(ax, xs[3], backward_y, local_text, BACKWARD, 2.4)
     delta = _node(ax, xs[2], backward_y, f"$\\delta^{{{l}}}$ {_shape(n)}", BACKWARD, 1.3)
