@@ -105,24 +105,15 @@ class Network:
         self.params = self.backend.empty(self.n_weights + sum(self.sizes[1:]), self.dtype)
         self.grads = self.backend.empty(self.params.shape, self.dtype)
         self.weights, self.grads_w = (
-            self._views(self.params, shapes),
-            self._views(self.grads, shapes),
+            flat_views(self.params, shapes),
+            flat_views(self.grads, shapes),
         )
         bias_shapes = [(n,) for n in self.sizes[1:]]
-        self.biases = self._views(self.params[self.n_weights :], bias_shapes)
-        self.grads_b = self._views(self.grads[self.n_weights :], bias_shapes)
+        self.biases = flat_views(self.params[self.n_weights :], bias_shapes)
+        self.grads_b = flat_views(self.grads[self.n_weights :], bias_shapes)
         self._workspaces: dict[int, Workspace] = {}
         weights, biases = _initial_params(self.sizes, init, seed)
         self.set_params(weights, biases)
-
-    @staticmethod
-    def _views(flat: Array, shapes: list[tuple[int, ...]]) -> list[Array]:
-        views, offset = [], 0
-        for shape in shapes:
-            size = int(np.prod(shape))
-            views.append(flat[offset : offset + size].reshape(shape))
-            offset += size
-        return views
 
     # --- parameters --------------------------------------------------------------
 
@@ -330,6 +321,16 @@ def load(path: str | os.PathLike[str], *, backend: str | Backend = "auto") -> Ne
     except (KeyError, ValueError, TypeError) as error:
         raise ValueError(f"{os.fspath(path)} is not a gpunet model file ({error})") from None
     return net
+
+
+def flat_views(flat: Array, shapes: list[tuple[int, ...]]) -> list[Array]:
+    """Consecutive views of the flat buffer `flat`, one per shape (no copy)."""
+    views, offset = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        views.append(flat[offset : offset + size].reshape(shape))
+        offset += size
+    return views
 
 
 def _check_sizes(sizes: Any) -> list[int]:

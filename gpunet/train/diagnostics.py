@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from ..core.network import flat_views
+
 Array = Any
 
 TAIL = 0.98
@@ -71,7 +73,7 @@ class Recorder:
         # one row per statistic, one column per layer, in float64 whatever the net's dtype
         self._sums = ops.zeros((len(STATISTICS), layers), np.float64)
         self._before = ops.empty(net.n_weights, net.dtype)
-        self._before_layers = net._views(self._before, [w.shape for w in net.weights])
+        self._before_layers = flat_views(self._before, [w.shape for w in net.weights])
         self._weight_norms = ops.empty(layers, np.float64)
         # each relu layer's columns in the fired flags, one row per step
         self._relu_columns: dict[int, slice] = {}

@@ -50,14 +50,13 @@ def plot_histories(
     sharing one y axis across rows so that networks can be compared. The PNG is
     480 pixels wide per column and 340 high per row.
     """
-    from .history import History
-
-    if isinstance(histories, History) or not isinstance(histories, (list, tuple)):
+    if not isinstance(histories, (list, tuple)):
         raise TypeError("histories must be a list of History objects")
     if not histories:
         raise ValueError("histories must hold at least one History")
     for i, history in enumerate(histories):
-        if not isinstance(history, History):
+        # a History by its shape: plots sit below History.plot, which imports this module
+        if not (isinstance(history, dict) and hasattr(history, "meta")):
             raise TypeError(f"histories[{i}] must be a History, got {type(history).__name__}")
         if not history.epochs:
             raise ValueError(f"histories[{i}] has no epochs to plot")
