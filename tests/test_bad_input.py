@@ -159,7 +159,13 @@ def test_float64_values_that_overflow_a_float32_network_are_rejected():
         ({"init": "glorot"}, ValueError, "init.*glorot"),
         ({"dtype": "float16"}, ValueError, "dtype.*float16"),
         ({"dtype": "int32"}, ValueError, "dtype"),
+        ({"dtype": np.float16}, ValueError, "dtype"),
+        ({"dtype": True}, ValueError, "dtype"),
         ({"backend": "tpu"}, ValueError, "backend.*tpu"),
+        ({"seed": "abc"}, TypeError, "seed.*integer"),
+        ({"seed": 1.5}, TypeError, "seed.*integer"),
+        ({"seed": True}, TypeError, "seed.*integer"),
+        ({"seed": -1}, ValueError, "seed.*>= 0"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, error, pattern):
@@ -167,6 +173,13 @@ def test_bad_constructor_arguments(kwargs, error, pattern):
     sizes = arguments.pop("sizes")
     with pytest.raises(error, match=pattern):
         gpunet.Network(sizes, **arguments)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.dtype("float64"), "float32", np.float64])
+def test_dtype_as_numpy_users_write_it(dtype):
+    net = gpunet.Network([3, 2], "sigmoid", backend="numpy", dtype=dtype, seed=np.int64(3))
+    assert net.dtype == np.dtype(dtype)
+    assert net.weights[0].dtype == np.dtype(dtype)
 
 
 @pytest.mark.parametrize("output", ["softmax", "relu", "identity", "tanh"])

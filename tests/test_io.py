@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -269,5 +270,34 @@ def test_object_arrays_are_never_unpickled(tmp_path, monkeypatch, key):
     monkeypatch.setattr(gpunet.core.io.np, "load", spy)
     _UNPICKLED.clear()
     _assert_not_a_model(path)
-    assert calls and all(flag is False for flag in calls), calls
+    assert all(flag is False for flag in calls), calls  # refused before np.load, or by it
     assert not _UNPICKLED
+
+
+@pytest.mark.parametrize("sizes", [[200000, 200000, 10], [20000, 20000, 10]])
+def test_a_small_file_declaring_a_huge_network_is_refused_before_allocating(tmp_path, sizes):
+    # the architecture claims hundreds of GiB; the arrays in the file are tiny
+    arrays = {"architecture": _architecture(sizes=sizes), **_valid_arrays()}
+    path = tmp_path / "huge.npz"
+    np.savez(path, **arrays)
+    tracemalloc.start()  # NumPy reports its allocations to tracemalloc
+    try:
+        with pytest.raises(ValueError, match=r"is not a gpunet model file.*shape"):
+            gpunet.load(path, backend="numpy")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak} bytes allocated to refuse a tiny file"
+
+
+def test_an_array_header_that_promises_more_data_than_stored_is_refused(tmp_path):
+    path = tmp_path / "model.npz"
+    gpunet.Network([3, 4, 2], "sigmoid", backend="numpy", seed=0).save(path)
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    members["W1.npy"] = members["W1.npy"][:-8]  # the header still says (4, 3)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(ValueError, match=r"W1 holds .* bytes of data"):
+        gpunet.load(path, backend="numpy")

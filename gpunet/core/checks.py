@@ -42,6 +42,17 @@ def check_count(name: str, value: Any) -> int:
     return int(value)
 
 
+def check_seed(name: str, value: Any) -> int | None:
+    """None (fresh entropy) or an integer >= 0, as np.random.default_rng takes it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be None or an integer >= 0, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be None or an integer >= 0, got {value}")
+    return int(value)
+
+
 def check_flag(name: str, value: Any) -> bool:
     """True or False, nothing else (1 and "yes" are mistakes here, not flags)."""
     if not isinstance(value, bool):

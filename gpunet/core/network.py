@@ -13,7 +13,6 @@ In code, list index i holds the texts' layer l = i + 1.
 
 from __future__ import annotations
 
-import numbers
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,14 +23,13 @@ from .activations import Activation, get_activation
 from .backends import BACKENDS, Backend, select_backend
 from .checks import check_features, check_targets
 from .costs import Cost, get_cost
+from .io import model_arrays, read_model, write_arrays
+from .parameters import check_float_dtype, check_sizes, flat_views, initial_params
 
 if TYPE_CHECKING:
     from ..train.history import History
-from .io import model_arrays, read_model, write_arrays
 
 Array = Any
-DTYPES = ("float32", "float64")
-INITS = ("normal", "lecun", "xavier", "he")
 # examples per pass for forward/evaluate: bounds memory for large inputs
 CHUNK = 8192
 # the cost each output activation is usually paired with (the texts' choices)
@@ -73,7 +71,7 @@ class Network:
         init: str = "lecun",
         seed: int | None = None,
     ) -> None:
-        self.sizes = _check_sizes(sizes)
+        self.sizes = check_sizes(sizes)
         if isinstance(activations, str):
             names = [activations] * (len(self.sizes) - 1)
         elif isinstance(activations, (list, tuple)):
@@ -88,17 +86,18 @@ class Network:
                 f"({len(self.sizes) - 1}), got {len(names)}"
             )
         self.activations: list[Activation] = [get_activation(name) for name in names]
-        if str(dtype) not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-        self.dtype = np.dtype(str(dtype))
-        if init not in INITS:
-            raise ValueError(f"unknown init {init!r}; expected one of {', '.join(INITS)}")
+        self.dtype = check_float_dtype(dtype)
+        weights, biases = initial_params(self.sizes, init, seed)  # checks init and seed
         if isinstance(backend, Backend):
             self.backend, self.backend_reason = backend, f"{backend.name} (given)"
         else:
             self.backend, self.backend_reason = select_backend(backend)
+        self._allocate()
+        self.set_params(weights, biases)
 
-        # All weights, then all biases, in one flat buffer: an optimizer step or a future
+    def _allocate(self) -> None:
+        """The flat parameter and gradient buffers, their per-layer views, no workspaces."""
+        # All weights, then all biases, in one flat buffer: an optimizer step or an
         # all-reduce is one call, and weight decay reaches the weights as one slice.
         shapes = list(zip(self.sizes[1:], self.sizes[:-1]))
         self.n_weights = sum(n * k for n, k in shapes)
@@ -112,8 +111,29 @@ class Network:
         self.biases = flat_views(self.params[self.n_weights :], bias_shapes)
         self.grads_b = flat_views(self.grads[self.n_weights :], bias_shapes)
         self._workspaces: dict[int, Workspace] = {}
-        weights, biases = _initial_params(self.sizes, init, seed)
-        self.set_params(weights, biases)
+
+    # --- copies: pickle and copy.deepcopy keep the views onto one flat buffer -----------
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the parameters as a host array: views and workspaces are rebuilt, not copied
+        return {
+            "sizes": self.sizes,
+            "activations": self.activation_names,
+            "dtype": self.dtype.name,
+            "backend": self.backend.name,
+            "backend_reason": self.backend_reason,
+            "params": self.backend.to_numpy(self.params),
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.sizes = state["sizes"]
+        self.activations = [get_activation(name) for name in state["activations"]]
+        self.dtype = np.dtype(state["dtype"])
+        self.backend, _ = select_backend(state["backend"])
+        self.backend_reason = state["backend_reason"]
+        self._allocate()
+        # a copy into the new buffer: a read-only memory map (joblib's) stays untouched
+        self.params[...] = self.backend.asarray(state["params"], self.dtype)
 
     # --- parameters --------------------------------------------------------------
 
@@ -321,52 +341,3 @@ def load(path: str | os.PathLike[str], *, backend: str | Backend = "auto") -> Ne
     except (KeyError, ValueError, TypeError) as error:
         raise ValueError(f"{os.fspath(path)} is not a gpunet model file ({error})") from None
     return net
-
-
-def flat_views(flat: Array, shapes: list[tuple[int, ...]]) -> list[Array]:
-    """Consecutive views of the flat buffer `flat`, one per shape (no copy)."""
-    views, offset = [], 0
-    for shape in shapes:
-        size = int(np.prod(shape))
-        views.append(flat[offset : offset + size].reshape(shape))
-        offset += size
-    return views
-
-
-def _check_sizes(sizes: Any) -> list[int]:
-    try:
-        sizes = list(sizes)
-    except TypeError:
-        raise TypeError(
-            f"sizes must be a list of layer widths, got {type(sizes).__name__}"
-        ) from None
-    if len(sizes) < 2:
-        raise ValueError(f"sizes needs at least an input and an output layer, got {sizes}")
-    for n in sizes:
-        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-            raise ValueError(f"sizes must be positive integers, got {sizes}")
-    return [int(n) for n in sizes]
-
-
-def _initial_params(
-    sizes: list[int], init: str, seed: int | None
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Weights and biases drawn on the host, so a seed gives the same net on every backend.
-
-    normal: W, b ~ N(0, 1) (Nielsen's large init); lecun: W ~ N(0, 1/n_in), b ~ N(0, 1)
-    (Nielsen's default); xavier: W ~ N(0, 2/(n_in + n_out)); he: W ~ N(0, 2/n_in);
-    the last two with zero biases.
-    """
-    rng = np.random.default_rng(seed)
-    weights, biases = [], []
-    for n_out, n_in in zip(sizes[1:], sizes[:-1]):
-        scale = {
-            "normal": 1.0,
-            "lecun": (1.0 / n_in) ** 0.5,
-            "xavier": (2.0 / (n_in + n_out)) ** 0.5,
-            "he": (2.0 / n_in) ** 0.5,
-        }[init]
-        weights.append(rng.standard_normal((n_out, n_in)) * scale)
-        nielsen = init in ("normal", "lecun")
-        biases.append(rng.standard_normal(n_out) if nielsen else np.zeros(n_out))
-    return weights, biases

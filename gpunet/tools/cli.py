@@ -22,8 +22,9 @@ from ..core.backends import BACKENDS, BackendUnavailableError, select_backend
 from ..core.checks import check_output_path
 from ..core.costs import COSTS
 from ..core.gradcheck import gradcheck
-from ..core.network import DTYPES, INITS, Network
+from ..core.network import Network
 from ..core.optimizers import OPTIMIZERS, SGD, Adam
+from ..core.parameters import DTYPES, INITS
 from ..train.distributed import Distributed, launched_ranks
 from ..train.loop import DivergenceError, History
 from .bench import throughput

@@ -36,7 +36,8 @@ import numpy as np
 from ... import __version__
 from ...core.backends import select_backend
 from ...core.backends.numpy_backend import cpu_model
-from ...core.network import DTYPES, Network
+from ...core.network import Network
+from ...core.parameters import DTYPES
 from ..explain import time_gradients
 from .peers import (
     PeerUnavailableError,
