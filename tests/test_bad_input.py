@@ -361,3 +361,18 @@ def test_auto_backend_falls_back_to_numpy_and_says_why():
     assert "numpy" in reason and "CuPy" in reason
     default = gpunet.Network([3, 2], seed=0)  # auto is the default
     assert default.backend.name == "numpy" and default.backend_reason == reason
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "pattern"),
+    [
+        (lambda: gpunet.SGD(0.1, momentum=0.9, nesterov="no"), TypeError, "nesterov"),
+        (lambda: gpunet.SGD(0.1, momentum=0.9, nesterov=1), TypeError, "nesterov"),
+        (lambda: gpunet.Adam(betas=0.9), TypeError, "betas must be a pair"),
+        (lambda: gpunet.Adam(betas=(0.9,)), TypeError, "betas must be a pair"),
+        (lambda: gpunet.Adam(betas=(0.9, 0.999, 0.5)), TypeError, "betas must be a pair"),
+    ],
+)
+def test_optimizer_arguments_are_checked(make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make()

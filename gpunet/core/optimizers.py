@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .checks import check_positive, check_unit_interval
+from .checks import check_flag, check_positive, check_unit_interval
 
 Array = Any
 
@@ -88,9 +88,9 @@ class SGD(Optimizer):
     ) -> None:
         self.lr = check_positive("lr", lr)
         self.momentum = check_unit_interval("momentum", momentum, allow_zero=True)
-        if nesterov and not self.momentum:
+        self.nesterov = check_flag("nesterov", nesterov)
+        if self.nesterov and not self.momentum:
             raise ValueError("nesterov=True needs a momentum > 0")
-        self.nesterov = bool(nesterov)
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
         self._velocity = None
 
@@ -134,6 +134,8 @@ class Adam(Optimizer):
         weight_decay: float = 0.0,
     ) -> None:
         self.lr = check_positive("lr", lr)
+        if not (isinstance(betas, (tuple, list)) and len(betas) == 2):
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         beta1, beta2 = betas
         self.betas = (
             check_unit_interval("betas[0]", beta1, allow_zero=True),
