@@ -9,7 +9,16 @@
 """
 
 from . import datasets
-from .core import SGD, Adam, BackendUnavailableError, Network, Optimizer, gradcheck, load
+from .core import (
+    SGD,
+    Adam,
+    BackendUnavailableError,
+    Network,
+    Optimizer,
+    from_torch,
+    gradcheck,
+    load,
+)
 from .train import Distributed, DistributedError, DivergenceError, History
 
 __version__ = "0.1.0"
@@ -26,6 +35,7 @@ __all__ = [
     "Optimizer",
     "__version__",
     "datasets",
+    "from_torch",
     "gradcheck",
     "load",
 ]

@@ -4,7 +4,16 @@ from `gpunet.train` or `gpunet.tools` (Network.fit's deferred import aside)."""
 
 from .backends import BackendUnavailableError
 from .gradcheck import gradcheck
-from .network import Network, load
+from .network import Network, from_torch, load
 from .optimizers import SGD, Adam, Optimizer
 
-__all__ = ["SGD", "Adam", "BackendUnavailableError", "Network", "Optimizer", "gradcheck", "load"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "BackendUnavailableError",
+    "Network",
+    "Optimizer",
+    "from_torch",
+    "gradcheck",
+    "load",
+]

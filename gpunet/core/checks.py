@@ -80,7 +80,38 @@ def array_module(x: Any) -> Any:
     return np
 
 
+# DLPack device types (dlpack.h): kDLCPU, kDLCUDA, kDLCUDAHost, kDLCUDAManaged
+DLPACK_CPU, DLPACK_CUDA = (1,), (2, 3, 13)
+
+
+def from_dlpack(name: str, value: Any) -> Any:
+    """A NumPy or CuPy view (no copy) of a __dlpack__ array: a torch tensor, a JAX array.
+
+    A CUDA tensor stays on the GPU (CuPy), a CPU one becomes NumPy. Refused: tensors that
+    require grad (gpunet would drop the graph silently) and dtypes NumPy has no name for.
+    """
+    if getattr(value, "requires_grad", False):
+        raise TypeError(f"{name} requires grad: pass {name}.detach() (gpunet keeps no autograd)")
+    dtype = str(getattr(value, "dtype", ""))
+    if "bfloat16" in dtype or "float8" in dtype:
+        raise TypeError(f"{name} has dtype {dtype}: convert it to float32 first")
+    device_type = value.__dlpack_device__()[0]
+    if device_type in DLPACK_CPU:
+        return np.from_dlpack(value)
+    if device_type in DLPACK_CUDA:
+        try:
+            import cupy
+        except ImportError:
+            raise TypeError(f"{name} is on a CUDA device, and CuPy is not installed") from None
+        return cupy.from_dlpack(value)
+    raise TypeError(f"{name} is on DLPack device type {device_type}: gpunet reads CPU and CUDA")
+
+
 def _as_numeric(name: str, value: Any) -> Any:
+    # NumPy and CuPy arrays are taken as they are; any other __dlpack__ array is viewed
+    foreign = not isinstance(value, np.ndarray) and array_module(value) is np
+    if foreign and hasattr(value, "__dlpack__"):
+        value = from_dlpack(name, value)
     xp = array_module(value)
     try:
         array = xp.asarray(value)

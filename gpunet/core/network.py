@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import convert
 from .activations import Activation, get_activation
 from .backends import BACKENDS, Backend, select_backend
 from .checks import check_features, check_targets
@@ -320,9 +321,28 @@ class Network:
 
         return fit(self, X, Y, **options)
 
+    def to_torch(self) -> Any:
+        """The network as a torch.nn.Sequential (Linear + activation per layer), same outputs."""
+        return convert.to_torch(self._layers(), self.dtype)
+
+    def to_onnx(self, path: str | os.PathLike[str]) -> None:
+        """Write the network as an ONNX model (input X: rows of n_0 features), atomically."""
+        convert.to_onnx(self._layers(), self.dtype, path)
+
+    def _layers(self) -> convert.Layers:
+        return (self.sizes, self.activation_names, *self.get_params())
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the network to path (.npz) via a temporary file and a rename."""
         write_arrays(path, model_arrays(self))
+
+
+def from_torch(module: Any, *, backend: str | Backend = "auto") -> Network:
+    """A Network with the layers of a torch.nn.Sequential of Linear layers and activations."""
+    (sizes, activations, weights, biases), dtype = convert.from_torch(module)
+    net = Network(sizes, activations, backend=backend, dtype=dtype)
+    net.set_params(weights, biases)
+    return net
 
 
 def load(path: str | os.PathLike[str], *, backend: str | Backend = "auto") -> Network:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 from pathlib import Path
+from typing import Any
 
 import numpy
 import scipy
@@ -24,6 +25,15 @@ class NumpyBackend(Backend):
         # mode="clip" (the indices are in range: a permutation): NumPy's default "raise"
         # gathers into a temporary and copies that again (bench/results/profile)
         return numpy.take(source, indices, axis=0, out=out, mode="clip")
+
+    def asarray(self, x: Any, dtype: Any = None) -> Array:
+        if type(x).__module__.startswith("cupy"):
+            # NumPy would say "implicit conversion ... not allowed", naming no remedy
+            raise TypeError(
+                "the array is on the GPU (CuPy) and this network runs on numpy: "
+                "pass .get() of it, or build the network with backend='cupy'"
+            )
+        return numpy.asarray(x, dtype=dtype)
 
     def to_numpy(self, x):
         return numpy.asarray(x)
