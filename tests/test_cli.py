@@ -87,6 +87,18 @@ def test_gradcheck_command_fails_with_an_impossible_tolerance():
     assert result.returncode == 1 and "FAILED" in result.stdout
 
 
+def test_help_lists_every_command_in_order_and_version_names_the_release():
+    result = run("--help")
+    assert result.returncode == 0, result.stderr
+    assert "{train,gradcheck,bench,plot,graph,explain,info}" in result.stdout
+    assert "draw a network's forward and backward graph" in result.stdout
+    usage = run("gradcheck", "--help")
+    assert usage.returncode == 0 and usage.stdout.startswith("usage: gpunet gradcheck")
+    assert "--activations" in usage.stdout and "--timing" in usage.stdout
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"gpunet {gpunet.__version__}"
+
+
 def test_info_names_the_backend_and_why():
     result = run("info")
     assert result.returncode == 0, result.stderr

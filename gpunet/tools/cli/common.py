@@ -1,0 +1,84 @@
+"""What several commands share: the argument types, the options they have in common, and the
+record a command registers itself with."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ...core.activations import ACTIVATIONS
+from ...core.backends import BACKENDS
+from ...core.costs import COSTS
+
+NATURAL_COST = (
+    "default: the output's natural cost (softmax: log_likelihood, "
+    "sigmoid: cross_entropy, else quadratic)"
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its name and help line, the options it adds, the function it runs."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    handler: Callable[[argparse.Namespace], int]
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def comma_names(text: str) -> list[str]:
+    """ "a,b,c" as a list of names (empty parts dropped)."""
+    return [name for name in text.split(",") if name]
+
+
+def name_list(text: str) -> str | list[str]:
+    """ "relu" as one name for every layer, "relu,softmax" as one per layer."""
+    parts = text.split(",")
+    return parts[0] if len(parts) == 1 else parts
+
+
+def add_sizes(
+    parser: argparse.ArgumentParser, default: list[int] | None, help: str | None = None
+) -> None:
+    parser.add_argument("--sizes", type=int_list, default=default, help=help)
+
+
+def add_activations(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--activations",
+        type=name_list,
+        default=default,
+        help=f"one name, or one per layer comma-separated: {', '.join(ACTIVATIONS)}",
+    )
+
+
+def add_cost(
+    parser: argparse.ArgumentParser, default: str | None = None, help: str | None = None
+) -> None:
+    parser.add_argument("--cost", choices=list(COSTS), default=default, help=help)
+
+
+def add_backend(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    parser.add_argument("--backend", choices=BACKENDS, default=default)
+
+
+def add_network(parser: argparse.ArgumentParser, activations: str) -> None:
+    """The network a command builds: activations, cost, backend, seed."""
+    add_activations(parser, activations)
+    add_cost(parser, help=NATURAL_COST)
+    add_backend(parser)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def add_no_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -1,0 +1,32 @@
+"""`gpunet explain`: the notes' one-neuron chain, its partials by hand, by backprop, numerically."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..explain import explain
+from .common import Command, add_backend, add_cost
+
+# the input, the target, and the two neurons' weights and biases, as the notes number them
+CHAIN = {"x": 1.0, "y": 0.0, "w1": 0.6, "b1": 0.9, "w2": 2.0, "b2": 2.0}
+
+
+def explain_arguments(parser: argparse.ArgumentParser) -> None:
+    for name, default in CHAIN.items():
+        parser.add_argument(f"--{name}", type=float, default=default)
+    add_cost(parser, "quadratic")
+    add_backend(parser)
+
+
+def explain_command(args: argparse.Namespace) -> int:
+    chain = {name: getattr(args, name) for name in CHAIN}
+    print(explain(**chain, cost=args.cost, backend=args.backend))
+    return 0
+
+
+EXPLAIN = Command(
+    "explain",
+    "the notes' one-neuron chain: hand-derived partials, backprop, numeric",
+    explain_arguments,
+    explain_command,
+)

@@ -1,0 +1,239 @@
+"""`gpunet train`: train a network on the digits or MNIST and report its test accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from tqdm.auto import tqdm
+
+from ... import datasets
+from ...core.checks import check_output_path
+from ...core.network import Network
+from ...core.optimizers import OPTIMIZERS, SGD, Adam, Optimizer
+from ...core.parameters import DTYPES, INITS
+from ...train.distributed import Distributed, launched_ranks
+from ...train.history import History
+from .common import Command, add_network, add_no_progress, add_sizes
+
+
+def load_data(spec: str, test_size: float, seed: int):
+    """(X_train, y_train, X_test, y_test, description) for 'digits' or an MNIST path."""
+    if spec == "digits":
+        X, y = datasets.digits()
+        split = datasets.train_test_split(X, y, test_size=test_size, shuffle=True, seed=seed)
+        return (*split, f"digits (8x8), shuffled split with seed {seed}")
+    path = Path(spec)
+    if path.is_dir():
+        try:
+            train = datasets.mnist(path, "train")
+        except FileNotFoundError:
+            # only the 10k test set at hand (as under ../shared): train on its first part
+            X, y = datasets.mnist(path, "test")
+            split = datasets.train_test_split(X, y, test_size=test_size)
+            return (*split, f"MNIST test set at {path}, last {test_size:g} held out")
+        return (*train, *datasets.mnist(path, "test"), f"MNIST at {path}")
+    train, test = datasets.mnist(path, "train"), datasets.mnist(path, "test")
+    return (*train, *test, f"MNIST pickle {path}")
+
+
+def train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        default="digits",
+        help="'digits' (bundled, the default), an MNIST IDX directory, or mnist.pkl.gz",
+    )
+    parser.add_argument(
+        "--test-size",
+        type=float,
+        default=0.2,
+        help="fraction held out when the data has no separate test set",
+    )
+    add_sizes(parser, None, help="layer widths, e.g. 784,30,10 (default: inputs,30,classes)")
+    add_network(parser, "sigmoid")
+    _optimizer_arguments(parser)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=10)
+    parser.add_argument("--dtype", choices=DTYPES, default="float32")
+    parser.add_argument("--init", choices=INITS, default="lecun")
+    _output_arguments(parser)
+
+
+def _optimizer_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--optimizer", choices=list(OPTIMIZERS), default="sgd")
+    parser.add_argument("--lr", type=float, default=None, help="default 0.5 (sgd), 0.001 (adam)")
+    parser.add_argument("--momentum", type=float, default=0.0)
+    parser.add_argument("--nesterov", action="store_true")
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.0,
+        help="L2 on the weights; λ/n is Nielsen's regularisation",
+    )
+
+
+def _output_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--save", metavar="PATH", help="write the trained network (.npz)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object with the results as the last line of stdout",
+    )
+    add_no_progress(parser)
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="train over the MPI job's ranks (implied when mpiexec started more than one)",
+    )
+    parser.add_argument("--checkpoint", metavar="PATH", help="save the training state here")
+    parser.add_argument("--checkpoint-every", type=int, default=1, metavar="N", help="epochs")
+    parser.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    parser.add_argument("--history", metavar="PATH", help="write the History as JSON (for plot)")
+    parser.add_argument(
+        "--diagnostics", action="store_true", help="record per-layer statistics in the History"
+    )
+
+
+def _optimizer(args: argparse.Namespace) -> Optimizer:
+    if args.optimizer == "adam":
+        return Adam(1e-3 if args.lr is None else args.lr, weight_decay=args.weight_decay)
+    return SGD(
+        0.5 if args.lr is None else args.lr,
+        momentum=args.momentum,
+        nesterov=args.nesterov,
+        weight_decay=args.weight_decay,
+    )
+
+
+def _network(args: argparse.Namespace, inputs: int, n_classes: int) -> Network:
+    sizes = args.sizes or [inputs, 30, n_classes]
+    if sizes[0] != inputs or sizes[-1] != n_classes:
+        raise ValueError(
+            f"--sizes must start with {inputs} inputs and end with {n_classes} "
+            f"outputs for this data, got {sizes}"
+        )
+    return Network(
+        sizes,
+        args.activations,
+        backend=args.backend,
+        dtype=args.dtype,
+        init=args.init,
+        seed=args.seed,
+    )
+
+
+def _epoch_report(epochs: int, say: TextIO) -> Callable[[int, dict], None]:
+    """The callback that prints one line per epoch."""
+
+    def report(epoch: int, metrics: dict) -> None:
+        line = f"epoch {epoch:>3}/{epochs}  cost {metrics['cost']:.4f}"
+        if "accuracy" in metrics:
+            line += f"  accuracy {metrics['accuracy']:.4f}"
+        line += f"  test cost {metrics['validation_cost']:.4f}"
+        if metrics.get("validation_accuracy") is not None:
+            line += f"  test accuracy {metrics['validation_accuracy']:.4f}"
+        line += f"  {metrics['seconds']:.2f} s"
+        tqdm.write(line, file=say)
+
+    return report
+
+
+def _result(net: Network, history: History, seconds: float, n_train: int, n_test: int) -> dict:
+    """The JSON record of the run (--json)."""
+    return {
+        "test_accuracy": history["validation_accuracy"][-1],
+        "test_cost": history["validation_cost"][-1],
+        "epochs": history.epochs,
+        "seconds": round(seconds, 3),
+        "samples_per_second": round(sum(history["samples_per_second"]) / history.epochs, 1),
+        "backend": net.backend.name,
+        "dtype": net.dtype.name,
+        "sizes": net.sizes,
+        "activations": net.activation_names,
+        "cost": history.meta["cost"],
+        "optimizer": history.meta["optimizer"],
+        "batch_size": history.meta["batch_size"],
+        "train_examples": n_train,
+        "test_examples": n_test,
+        "ranks": history.meta["ranks"],
+    }
+
+
+def _write_results(
+    args: argparse.Namespace,
+    net: Network,
+    history: History,
+    description: str,
+    result: dict,
+    say: TextIO,
+) -> None:
+    """What rank 0 keeps: the network (--save), the History (--history), the JSON line."""
+    if args.save:
+        net.save(args.save)
+        print(f"saved to {args.save}", file=say)
+    if args.history:
+        arguments = {key: value for key, value in vars(args).items() if key != "handler"}
+        history.meta.update(data=description, arguments=arguments)
+        history.save(args.history)
+        print(f"history written to {args.history}", file=say)
+    if args.json:
+        print(json.dumps(result))
+
+
+def train_command(args: argparse.Namespace) -> int:
+    # with --json, stdout carries the JSON line alone
+    say = sys.stderr if args.json else sys.stdout
+    # where the results go is checked first: a typo must not cost a training run
+    for option, path in (("--save", args.save), ("--history", args.history)):
+        if path is not None:
+            check_output_path(option, path)
+    ctx = Distributed.from_mpi() if args.distributed or launched_ranks() > 1 else None
+    root = ctx is None or ctx.is_root
+    if not root:
+        say = io.StringIO()  # rank 0 alone reports
+    X_train, y_train, X_test, y_test, description = load_data(args.data, args.test_size, args.seed)
+    net = _network(args, X_train.shape[1], int(max(y_train.max(), y_test.max())) + 1)
+    print(f"data: {description}: {len(y_train)} train, {len(y_test)} test", file=say)
+    print(f"backend: {net.backend_reason}", file=say)
+    print(f"network: {net.sizes} {'/'.join(net.activation_names)}, {net.dtype.name}", file=say)
+    if ctx is not None:
+        print(f"distributed: {ctx.size} ranks, batches of {args.batch_size} split", file=say)
+    started = time.perf_counter()
+    history = net.fit(
+        X_train,
+        y_train,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        optimizer=_optimizer(args),
+        cost=args.cost,
+        validation=(X_test, y_test),
+        seed=args.seed,
+        progress=not args.no_progress,
+        callbacks=[_epoch_report(args.epochs, say)],
+        distributed=ctx,
+        checkpoint=args.checkpoint,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+        diagnostics=args.diagnostics,
+    )
+    seconds = time.perf_counter() - started
+    print(
+        f"test accuracy {history['validation_accuracy'][-1]:.4f} ({len(y_test)} examples) after "
+        f"{history.epochs} epochs, {seconds:.1f} s",
+        file=say,
+    )
+    if root:
+        result = _result(net, history, seconds, len(y_train), len(y_test))
+        _write_results(args, net, history, description, result, say)
+    return 0
+
+
+TRAIN = Command(
+    "train", "train a network and report its test accuracy", train_arguments, train_command
+)
