@@ -1,28 +1,25 @@
-"""Mini-batch training: shuffle, backpropagate each batch, step the optimizer, record a History."""
+"""Mini-batch training: shuffle, backpropagate each batch, step the optimizer, then the
+epoch's metrics go through the extensions (extensions.py) into a History."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from ..core.checks import check_count, check_flag, check_output_path
 from ..core.costs import Cost
-from ..core.optimizers import Optimizer, make_optimizer
-from .checkpoint import read_checkpoint, restore, write_checkpoint
+from ..core.optimizers import Optimizer
+from .checkpoint import read_checkpoint, restore
 from .diagnostics import Recorder
 from .distributed import Distributed, DistributedError, distributed_context
+from .extensions import Callback, Epoch, standard_extensions
 from .history import DivergenceError, History
-
-Callback = Callable[[int, dict], Any]
+from .run import Run
 
 
 def fit(
@@ -52,7 +49,7 @@ def fit(
     smaller), shuffled by a generator seeded with `seed`. `validation=(X_val, Y_val)` is
     evaluated after every epoch. Each callback is called as callback(epoch, metrics)
     after every epoch; one that returns True stops training. `diagnostics=True` adds the
-    per-layer statistics of gpunet.diagnostics to the History (read back once per epoch).
+    per-layer statistics of gpunet.train.diagnostics to the History (read back once per epoch).
 
     `distributed=True` (or a `Distributed`) trains over the ranks mpiexec launched: each
     backpropagates its shard of every mini-batch and the gradients are averaged
@@ -64,55 +61,32 @@ def fit(
     """
     # every check first: a bad argument must leave the network and the optimizer untouched,
     # and must be seen before MPI starts
-    epochs = check_count("epochs", epochs)
-    batch_size = check_count("batch_size", batch_size)
-    optimizer = make_optimizer(optimizer, lr)
-    optimizer.check_params(net.params)
-    cost_ = net.cost_function(cost)
-    X, targets, labels = net.checked_inputs(X, Y, cost_)
-    if validation is not None:
-        if not (isinstance(validation, (tuple, list)) and len(validation) == 2):
-            raise TypeError("validation must be a pair (X_val, Y_val)")
-        validation = net.checked_inputs(*validation, cost_, what="validation ")
-    if callable(callbacks) or isinstance(callbacks, (str, bytes)):
-        raise TypeError("callbacks must be a list of callables, e.g. callbacks=[report]")
-    callbacks = list(callbacks or ())
-    for callback in callbacks:
-        if not callable(callback):
-            raise TypeError(f"callbacks must be callables, got {type(callback).__name__}")
-    checkpoint_every = check_count("checkpoint_every", checkpoint_every)
-    resume = check_flag("resume", resume)
-    diagnostics = check_flag("diagnostics", diagnostics)
-    if checkpoint is not None:
-        checkpoint = check_output_path("checkpoint", checkpoint)
-    elif resume:
-        raise ValueError("resume=True needs the checkpoint path to resume from")
+    run = Run.checked(
+        net,
+        X,
+        Y,
+        epochs=epochs,
+        batch_size=batch_size,
+        optimizer=optimizer,
+        lr=lr,
+        cost=cost,
+        validation=validation,
+        shuffle=shuffle,
+        seed=seed,
+        progress=progress,
+        callbacks=callbacks,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        diagnostics=diagnostics,
+    )
     ctx = distributed_context(distributed)
     # a context made here is closed here however fit ends (its NCCL communicator destroyed)
     with ctx if distributed is True else contextlib.nullcontext():
         if ctx is not None:
-            ctx.check_batch_size(batch_size)
+            ctx.check_batch_size(run.batch_size)
             ctx.check_device(net.params)
-        return _train(
-            net,
-            X,
-            targets,
-            labels,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optimizer,
-            cost=cost_,
-            validation=validation,
-            shuffle=shuffle,
-            seed=seed,
-            progress=progress,
-            callbacks=callbacks,
-            ctx=ctx,
-            checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            diagnostics=diagnostics,
-        )
+        return train(net, run, ctx)
 
 
 def train_step(
@@ -153,123 +127,100 @@ def train_step(
     return ws
 
 
-def _train(
-    net: Any,
-    X: Any,
-    targets: Any,
-    labels: Any,
-    *,
-    epochs: int,
-    batch_size: int,
-    optimizer: Optimizer,
-    cost: Cost,
-    validation: tuple[Any, Any, Any] | None,
-    shuffle: bool,
-    seed: int | None,
-    progress: bool,
-    callbacks: list[Callback],
-    ctx: Distributed | None,
-    checkpoint: Path | None,
-    checkpoint_every: int,
-    resume: bool,
-    diagnostics: bool,
-) -> History:
-    """fit's training loop, on checked arguments."""
-    root = ctx is None or ctx.is_root  # the rank that shows, records and saves
-    ops, n = net.backend, X.shape[0]
-    batch_size = min(batch_size, n)
-    rng = np.random.default_rng(seed)
-    history = History(
-        backend=net.backend.name,
-        dtype=net.dtype.name,
-        cost=cost.name,
-        optimizer=repr(optimizer),
-        batch_size=batch_size,
-        examples=n,
-        ranks=1 if ctx is None else ctx.size,
-        diagnostics=diagnostics,
-        sizes=net.sizes,
-        activations=net.activation_names,
-    )
-    recorder = Recorder(net, -(-n // batch_size), ctx) if diagnostics else None
-    first = 1
-    if resume:
-        read = read_checkpoint if ctx is None else partial(ctx.from_root, read_checkpoint)
-        first = restore(read(checkpoint), net, optimizer, rng, history, epochs) + 1
-    snapshot = ops.empty(net.params.shape, net.dtype)
-    bar = tqdm(
-        total=epochs * n,
-        unit="ex",
-        unit_scale=True,
-        disable=None if progress and root else True,  # None: only on a terminal
-        file=sys.stderr,
-        leave=False,
-        dynamic_ncols=True,
-    )
+def train(net: Any, run: Run, ctx: Distributed | None) -> History:
+    """fit's loop on a checked Run: every epoch, train_step on each shuffled mini-batch, then
+    the epoch's metrics, then the extensions (gpunet.train.extensions) in their order."""
+    ops, X, targets, n = net.backend, run.X, run.targets, run.X.shape[0]
+    cost, optimizer, batch_size = run.cost, run.optimizer, min(run.batch_size, n)
+    rng = np.random.default_rng(run.seed)
+    history = _new_history(net, run, batch_size, ctx)
+    recorder = Recorder(net, -(-n // batch_size), ctx) if run.diagnostics else None
+    first = _resumed_epoch(net, run, ctx, rng, history) + 1 if run.resume else 1
+    extensions = standard_extensions(net, run, ctx, rng, history, recorder)
     # a rank that fails alone must take the job down; divergence and drift are seen by all
     collective = (DivergenceError, DistributedError)
     guard = contextlib.nullcontext() if ctx is None else ctx.abort_on_error(*collective)
-    with bar, guard:
-        bar.update((first - 1) * n)
-        for epoch in range(first, epochs + 1):
-            bar.set_description(f"epoch {epoch}/{epochs}")
-            ops.xp.copyto(snapshot, net.params)
-            order = ops.asarray(rng.permutation(n) if shuffle else np.arange(n))
+    with guard, extensions.running(first):
+        for number in range(first, run.epochs + 1):
+            extensions.before_epoch(number)
+            order = ops.asarray(rng.permutation(n) if run.shuffle else np.arange(n))
             started = time.perf_counter()
-            total, correct = 0.0, 0
-            for start in range(0, n, batch_size):
-                batch = order[start : start + batch_size]
-                m = batch.shape[0]
-                if ctx is not None:
-                    batch = batch[ctx.shard(m)]
+            sums = EpochSums(net, cost, run.labels, ctx)
+            for batch, m in _batches(order, batch_size, ctx):
                 ws = train_step(
                     net, X, targets, batch, cost, optimizer, ctx=ctx, m=m, recorder=recorder
                 )
-                # the step changed the parameters, not the batch's forward pass in ws
-                total += net.batch_cost(ws, ws.y, cost)
-                if labels is not None:
-                    correct += (net.classify(ws.activation[-1]) == labels[batch]).sum()
-                bar.update(m)  # every rank's shard of it is done
-            # the batch costs were taken before each step: the last step is checked by
-            # feeding its batch forward once more
-            net.feedforward(ws.x, ws)
-            final = net.batch_cost(ws, ws.y, cost)
-            if ctx is not None:
-                total, correct, final = ctx.sum([float(total), float(correct), float(final)])
-            metrics = {
-                "cost": float(total) / n,  # the epoch's device-to-host reads
-                "accuracy": None if labels is None else float(correct) / n,
-            }
-            seconds = time.perf_counter() - started
-            if not (np.isfinite(metrics["cost"]) and np.isfinite(float(final))):
-                ops.xp.copyto(net.params, snapshot)
-                raise DivergenceError(
-                    f"training diverged in epoch {epoch}: the cost became "
-                    f"{metrics['cost'] if not np.isfinite(metrics['cost']) else float(final)} "
-                    f"(try a smaller learning rate); parameters restored to the start of the epoch"
-                )
-            if ctx is not None:
-                ctx.check_consistent(net.params, epoch)
-            if validation is not None:
-                checked = (
-                    net.evaluate_checked(*validation, cost)
-                    if ctx is None
-                    else ctx.evaluate(net, *validation, cost)
-                )
-                metrics.update(
-                    validation_cost=checked["cost"], validation_accuracy=checked["accuracy"]
-                )
-            metrics.update(seconds=seconds, samples_per_second=n / seconds)
-            if recorder is not None:
-                metrics.update(recorder.epoch())
-            history.append(metrics)
-            bar.set_postfix(cost=f"{metrics['cost']:.4g}")
-            stop = root and any([callback(epoch, metrics) is True for callback in callbacks])
-            if ctx is not None:
-                stop = ctx.broadcast(stop)  # rank 0's callbacks decide for all
-            due = epoch % checkpoint_every == 0 or epoch == epochs or stop
-            if checkpoint is not None and root and due:
-                write_checkpoint(checkpoint, net, optimizer, epoch, rng, history)
-            if stop:
+                sums.add(ws, batch)
+                extensions.after_batch(m)
+            metrics, final_cost = sums.metrics(ws, n)
+            epoch = Epoch(number, metrics, time.perf_counter() - started, final_cost)
+            extensions.after_epoch(epoch)
+            if epoch.stop:
                 break
     return history
+
+
+def _batches(order: Any, batch_size: int, ctx: Distributed | None) -> Iterator[tuple[Any, int]]:
+    """Each mini-batch of the shuffled `order` with its size m; under ctx, this rank's shard."""
+    for start in range(0, order.shape[0], batch_size):
+        batch = order[start : start + batch_size]
+        m = batch.shape[0]
+        yield (batch if ctx is None else batch[ctx.shard(m)]), m
+
+
+class EpochSums:
+    """An epoch's cost and correct classifications, summed over its mini-batches on the device."""
+
+    def __init__(self, net: Any, cost: Cost, labels: Any, ctx: Distributed | None) -> None:
+        self.net, self.cost, self.labels, self.ctx = net, cost, labels, ctx
+        self.total, self.correct = 0.0, 0
+
+    def add(self, ws: Any, batch: Any) -> None:
+        """Add the cost and correct outputs of the batch in ws (fed forward before its step)."""
+        # the step changed the parameters, not the batch's forward pass in ws
+        self.total += self.net.batch_cost(ws, ws.y, self.cost)
+        if self.labels is not None:
+            self.correct += (self.net.classify(ws.activation[-1]) == self.labels[batch]).sum()
+
+    def metrics(self, ws: Any, n: int) -> tuple[dict[str, float | None], float]:
+        """The epoch's mean cost and accuracy over n examples, and the cost of the last batch
+        after the last step, as host floats summed over the ranks."""
+        net, total, correct = self.net, self.total, self.correct
+        # the batch costs were taken before each step: the last step is checked by feeding
+        # its batch forward once more
+        net.feedforward(ws.x, ws)
+        final = net.batch_cost(ws, ws.y, self.cost)
+        if self.ctx is not None:
+            total, correct, final = self.ctx.sum([float(total), float(correct), float(final)])
+        metrics = {
+            "cost": float(total) / n,  # the epoch's device-to-host reads
+            "accuracy": None if self.labels is None else float(correct) / n,
+        }
+        return metrics, float(final)
+
+
+def _new_history(net: Any, run: Run, batch_size: int, ctx: Distributed | None) -> History:
+    """An empty History whose meta describes the run (batch_size: the one used, at most m)."""
+    return History(
+        backend=net.backend.name,
+        dtype=net.dtype.name,
+        cost=run.cost.name,
+        optimizer=repr(run.optimizer),
+        batch_size=batch_size,
+        examples=run.X.shape[0],
+        ranks=1 if ctx is None else ctx.size,
+        diagnostics=run.diagnostics,
+        sizes=net.sizes,
+        activations=net.activation_names,
+    )
+
+
+def _resumed_epoch(
+    net: Any, run: Run, ctx: Distributed | None, rng: np.random.Generator, history: History
+) -> int:
+    """Restore the run's checkpoint into net, optimizer, rng and history; return its epoch.
+
+    Under MPI rank 0 reads the file and every rank restores what it read.
+    """
+    read = read_checkpoint if ctx is None else partial(ctx.from_root, read_checkpoint)
+    return restore(read(run.checkpoint), net, run.optimizer, rng, history, run.epochs)

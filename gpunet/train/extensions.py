@@ -1,0 +1,296 @@
+"""What fit does around its mini-batch loop, as extensions in the manner of Chainer's trainer
+extensions and Keras's callbacks: objects with a few hooks, called in a fixed order.
+
+The loop (gpunet.train.loop.train) calls, for the extensions of `standard_extensions` in
+their list order:
+
+    initialize(first)       once, before the first epoch (first > 1 when resumed)
+    before_epoch(epoch)     at the start of every epoch, before its shuffle
+    after_batch(m)          after every step on a mini-batch of m examples (all ranks' shards)
+    after_epoch(epoch)      with the epoch's Epoch record, its metrics the job's (summed over
+                            the ranks); an extension may add metrics or set epoch.stop
+    finalize()              once, however training ended (an exception included)
+
+and the order is
+
+    Divergence        snapshot of the parameters; DivergenceError (restoring them) on a
+                      non-finite cost
+    RankConsistency   (distributed) DistributedError unless the ranks' parameters agree
+    Validation        (with validation data) validation_cost, validation_accuracy
+    Throughput        seconds, samples_per_second
+    Diagnostics       (diagnostics=True) the Recorder's per-layer statistics
+    Recording         the metrics appended to the History
+    Progress          the progress bar (rank 0, on a terminal)
+    Callbacks         the user's callbacks, on rank 0; stop when one returns True; under MPI
+                      rank 0's decision is broadcast to every rank
+    Checkpointing     (with a checkpoint path, rank 0) every checkpoint_every epochs, at the
+                      last epoch and on a stop
+
+so that the History's keys come in that order and everything after Recording sees the
+epoch recorded. To add an extension, subclass Extension, override the hooks it needs, and
+insert it into `standard_extensions` where its place in that order is.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .checkpoint import write_checkpoint
+from .history import DivergenceError, History
+
+if TYPE_CHECKING:
+    from .diagnostics import Recorder
+    from .distributed import Distributed
+    from .run import Run
+
+Callback = Callable[[int, dict], Any]
+
+
+@dataclass
+class Epoch:
+    """One finished epoch as the extensions see it, like the logs Keras hands its callbacks."""
+
+    number: int
+    metrics: dict[str, Any]  # cost, accuracy; the extensions add theirs
+    seconds: float  # of the training pass, before any extension ran
+    final_cost: float  # the cost of the last batch after the last step, summed over the ranks
+    stop: bool = False  # set by an extension: training ends after this epoch
+
+
+class Extension:
+    """The hooks the training loop calls; each does nothing unless a subclass overrides it."""
+
+    def initialize(self, first: int) -> None:
+        """Before the first epoch, `first` (above 1 when the run resumed)."""
+
+    def before_epoch(self, epoch: int) -> None:
+        """At the start of epoch `epoch`."""
+
+    def after_batch(self, m: int) -> None:
+        """After the step on a mini-batch of m examples."""
+
+    def after_epoch(self, epoch: Epoch) -> None:
+        """After the epoch's metrics were taken: read, extend, or stop."""
+
+    def finalize(self) -> None:
+        """After training, however it ended."""
+
+
+class Extensions(list):
+    """The extensions in their order, each hook called on all of them in turn."""
+
+    def __init__(self, extensions: list[Extension]) -> None:
+        super().__init__(extensions)
+        # the loop calls after_batch every step: only the extensions that use it
+        self._batch_hooks = [
+            extension.after_batch
+            for extension in self
+            if type(extension).after_batch is not Extension.after_batch
+        ]
+
+    @contextmanager
+    def running(self, first: int) -> Iterator[None]:
+        """initialize(first) on all, then finalize() on all however the body ends."""
+        try:
+            for extension in self:
+                extension.initialize(first)
+            yield
+        finally:
+            for extension in self:
+                extension.finalize()
+
+    def before_epoch(self, epoch: int) -> None:
+        """before_epoch(epoch) on every extension."""
+        for extension in self:
+            extension.before_epoch(epoch)
+
+    def after_batch(self, m: int) -> None:
+        """after_batch(m) on the extensions that define it."""
+        for hook in self._batch_hooks:
+            hook(m)
+
+    def after_epoch(self, epoch: Epoch) -> None:
+        """after_epoch(epoch) on every extension."""
+        for extension in self:
+            extension.after_epoch(epoch)
+
+
+class Divergence(Extension):
+    """Keeps the parameters of the epoch's start; on a non-finite cost restores them and
+    raises DivergenceError (on every rank alike: the costs are the job's)."""
+
+    def __init__(self, net: Any) -> None:
+        self.net = net
+        self.snapshot = net.backend.empty(net.params.shape, net.dtype)
+
+    def before_epoch(self, epoch: int) -> None:
+        self.net.backend.xp.copyto(self.snapshot, self.net.params)
+
+    def after_epoch(self, epoch: Epoch) -> None:
+        cost, final = epoch.metrics["cost"], epoch.final_cost
+        if not (np.isfinite(cost) and np.isfinite(final)):
+            self.net.backend.xp.copyto(self.net.params, self.snapshot)
+            raise DivergenceError(
+                f"training diverged in epoch {epoch.number}: the cost became "
+                f"{cost if not np.isfinite(cost) else final} "
+                f"(try a smaller learning rate); parameters restored to the start of the epoch"
+            )
+
+
+class RankConsistency(Extension):
+    """DistributedError on every rank unless the parameters are bitwise equal on all of them."""
+
+    def __init__(self, net: Any, ctx: Distributed) -> None:
+        self.net, self.ctx = net, ctx
+
+    def after_epoch(self, epoch: Epoch) -> None:
+        self.ctx.check_consistent(self.net.params, epoch.number)
+
+
+class Validation(Extension):
+    """validation_cost and validation_accuracy on checked validation data (over the ranks'
+    shards of it under MPI)."""
+
+    def __init__(self, net: Any, data: tuple[Any, Any, Any], cost: Any, ctx: Distributed | None):
+        self.net, self.data, self.cost, self.ctx = net, data, cost, ctx
+
+    def after_epoch(self, epoch: Epoch) -> None:
+        net, ctx = self.net, self.ctx
+        if ctx is None:
+            checked = net.evaluate_checked(*self.data, self.cost)
+        else:
+            checked = ctx.evaluate(net, *self.data, self.cost)
+        epoch.metrics.update(
+            validation_cost=checked["cost"], validation_accuracy=checked["accuracy"]
+        )
+
+
+class Throughput(Extension):
+    """seconds (of the training pass) and samples_per_second, over `examples` per epoch."""
+
+    def __init__(self, examples: int) -> None:
+        self.examples = examples
+
+    def after_epoch(self, epoch: Epoch) -> None:
+        epoch.metrics.update(
+            seconds=epoch.seconds, samples_per_second=self.examples / epoch.seconds
+        )
+
+
+class Diagnostics(Extension):
+    """The per-layer statistics the Recorder accumulated over the epoch (see diagnostics.py)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def after_epoch(self, epoch: Epoch) -> None:
+        epoch.metrics.update(self.recorder.epoch())
+
+
+class Recording(Extension):
+    """Appends every epoch's metrics to the History, as Keras's History callback does."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+
+    def after_epoch(self, epoch: Epoch) -> None:
+        self.history.append(epoch.metrics)
+
+
+class Progress(Extension):
+    """A tqdm bar on stderr counting examples over all epochs, shown on a terminal when
+    `shown`, with the epoch and its cost."""
+
+    def __init__(self, examples: int, epochs: int, shown: bool) -> None:
+        self.examples, self.epochs, self.shown = examples, epochs, shown
+        self.bar: Any = None
+
+    def initialize(self, first: int) -> None:
+        self.bar = tqdm(
+            total=self.epochs * self.examples,
+            unit="ex",
+            unit_scale=True,
+            disable=None if self.shown else True,  # None: only on a terminal
+            file=sys.stderr,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        self.bar.update((first - 1) * self.examples)
+
+    def before_epoch(self, epoch: int) -> None:
+        self.bar.set_description(f"epoch {epoch}/{self.epochs}")
+
+    def after_batch(self, m: int) -> None:
+        self.bar.update(m)  # every rank's shard of it is done
+
+    def after_epoch(self, epoch: Epoch) -> None:
+        self.bar.set_postfix(cost=f"{epoch.metrics['cost']:.4g}")
+
+    def finalize(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class Callbacks(Extension):
+    """callback(epoch, metrics) for each of the user's callbacks, on rank 0; one returning
+    True stops training, on every rank (rank 0 decides under MPI)."""
+
+    def __init__(self, callbacks: tuple[Callback, ...], ctx: Distributed | None) -> None:
+        self.callbacks, self.ctx = callbacks, ctx
+
+    def after_epoch(self, epoch: Epoch) -> None:
+        ctx = self.ctx
+        if ctx is None or ctx.is_root:
+            # every callback is called, even after one asked to stop
+            asked = [callback(epoch.number, epoch.metrics) is True for callback in self.callbacks]
+            epoch.stop = epoch.stop or any(asked)
+        if ctx is not None:
+            epoch.stop = ctx.broadcast(epoch.stop)
+
+
+class Checkpointing(Extension):
+    """Writes the checkpoint every `every` epochs, at the last of `epochs` and on a stop."""
+
+    def __init__(self, path: Any, every: int, epochs: int, state: tuple[Any, ...]) -> None:
+        self.path, self.every, self.epochs = path, every, epochs
+        self.net, self.optimizer, self.rng, self.history = state
+
+    def after_epoch(self, epoch: Epoch) -> None:
+        number = epoch.number
+        if number % self.every == 0 or number == self.epochs or epoch.stop:
+            write_checkpoint(self.path, self.net, self.optimizer, number, self.rng, self.history)
+
+
+def standard_extensions(
+    net: Any,
+    run: Run,
+    ctx: Distributed | None,
+    rng: np.random.Generator,
+    history: History,
+    recorder: Recorder | None,
+) -> Extensions:
+    """fit's extensions for a checked Run, in the order of this module's docstring."""
+    root = ctx is None or ctx.is_root  # the rank that shows, records and saves
+    examples = run.X.shape[0]
+    extensions: list[Extension] = [Divergence(net)]
+    if ctx is not None:
+        extensions.append(RankConsistency(net, ctx))
+    if run.validation is not None:
+        extensions.append(Validation(net, run.validation, run.cost, ctx))
+    extensions.append(Throughput(examples))
+    if recorder is not None:
+        extensions.append(Diagnostics(recorder))
+    extensions.append(Recording(history))
+    extensions.append(Progress(examples, run.epochs, run.progress and root))
+    extensions.append(Callbacks(run.callbacks, ctx))
+    if run.checkpoint is not None and root:
+        state = (net, run.optimizer, rng, history)
+        extensions.append(Checkpointing(run.checkpoint, run.checkpoint_every, run.epochs, state))
+    return Extensions(extensions)
