@@ -26,8 +26,9 @@ from ..core.network import DTYPES, INITS, Network
 from ..core.optimizers import OPTIMIZERS, SGD, Adam
 from ..train.distributed import Distributed, launched_ranks
 from ..train.loop import DivergenceError, History
-from .bench import throughput
-from .explain import explain, time_gradients
+from . import bench as throughput
+from .bench import time_gradients
+from .explain import explain
 
 
 def _int_list(text: str) -> list[int]:
