@@ -2,6 +2,8 @@
 
 python -m pytest bench --benchmark-group-by=param:shape,param:mode
 python -m pytest bench --smoke   # tiny sizes, one round each: that they still run (CI)
+
+test_profile_scripts.py runs each script of bench/profile on a tiny epoch, in either mode.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from gpunet.core.backends import cupy_unavailable
-from gpunet.tools.bench.throughput import SHAPES
+from gpunet.tools.bench import SHAPES
 
 FULL = {"shape": list(SHAPES), "batch_size": [1, 16, 256, 1024, 4096]}
 SMOKE = {"shape": ["nielsen", "narrow-deep"], "batch_size": [1, 16]}

@@ -4,9 +4,9 @@ and the ring all-reduce model of docs/distributed.md applied to the bench shapes
     PYTHONPATH=. python bench/distributed_scaling.py --json bench/results/distributed_cpu.json
 
 launches `mpiexec -n K` of itself (--worker) for each rank count, one BLAS thread per
-rank. Each worker runs `gpunet.training.train_step`, the step of `fit` (gather its shard,
+rank. Each worker runs `gpunet.train.train_step`, the step of `fit` (gather its shard,
 BP1–BP4, all-reduce, SGD step), on synthetic data, timing the step and the all-reduce
-within it. The shapes are the throughput benchmark's (gpunet.tools.bench.throughput.SHAPES).
+within it. The shapes are the throughput benchmark's (gpunet.tools.bench.SHAPES).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from gpunet.tools.bench.throughput import SHAPES
+from gpunet.tools.bench import SHAPES, portable
 
 MEASURED = ("nielsen", "mnist-mlp")
 # (bandwidth bytes/s, per-step latency s) of each link, as in docs/distributed.md
@@ -166,7 +166,7 @@ def main() -> None:
                     flush=True,
                 )
     record = {
-        "command": " ".join(["PYTHONPATH=. python", *sys.argv]),
+        "command": portable(" ".join(["PYTHONPATH=. python", *sys.argv])),
         "machine": {"cpu_cores": os.cpu_count(), "platform": platform.platform()},
         "threads_per_rank": 1,
         "runs": runs,

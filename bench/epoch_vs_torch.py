@@ -41,8 +41,9 @@ import torch
 from torch import nn
 
 import gpunet
+from gpunet.core.backends import Backend
 from gpunet.core.backends.numpy_backend import cpu_model
-from gpunet.tools.bench.throughput import blas_info, gpunet_source
+from gpunet.tools.bench import blas_info, gpunet_source, portable
 
 SIZES = [784, 256, 256, 10]
 ACTIVATIONS = ["relu", "relu", "softmax"]
@@ -50,9 +51,6 @@ N_EXAMPLES = 60_000
 LR = 0.1
 DATA_SEED = 20240601
 TARGETS = {1024: 1.0, 64: 1.5}  # the bounds on the ratio gpunet/torch
-
-
-# --- environment ---------------------------------------------------------------------
 
 
 # --- the two implementations -----------------------------------------------------------
@@ -65,8 +63,8 @@ def make_data(n: int = N_EXAMPLES, seed: int = DATA_SEED) -> tuple[np.ndarray, n
     return X, y
 
 
-def make_gpunet() -> gpunet.Network:
-    return gpunet.Network(SIZES, ACTIVATIONS, backend="numpy", dtype="float32", init="he", seed=0)
+def make_gpunet(backend: str | Backend = "numpy") -> gpunet.Network:
+    return gpunet.Network(SIZES, ACTIVATIONS, backend=backend, dtype="float32", init="he", seed=0)
 
 
 def make_torch(net: gpunet.Network) -> nn.Sequential:
@@ -353,7 +351,9 @@ def main(argv: list[str] | None = None) -> int:
             "table_markdown": table,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
+        # the interpreter, the working directory and the build configurations hold paths:
+        # relative to the checkout (the working directory) in the record, or their last part
+        args.json.write_text(json.dumps(portable(record), indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
 

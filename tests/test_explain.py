@@ -4,7 +4,8 @@ import math
 
 import pytest
 
-from gpunet.tools.explain import OUTPUT_DELTAS, explain, time_gradients
+from gpunet.tools.bench import time_gradients
+from gpunet.tools.explain import OUTPUT_DELTAS, explain
 
 
 @pytest.mark.parametrize("cost", list(OUTPUT_DELTAS))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from conftest import png_size
 
 from gpunet import Network
 from gpunet.core.backends import NumpyBackend
-from gpunet.tools.bench import throughput
+from gpunet.tools import bench
+from gpunet.tools.bench import machine, portable, sweep
 from gpunet.tools.bench.peers import (
     PeerUnavailableError,
     Pool,
@@ -35,8 +37,8 @@ CASES = {
 
 
 def tiny_pool(activations: list[str], rows: int = 32, seed: int = 0) -> Pool:
-    shape = throughput.Shape(TINY["sizes"], activations)
-    return throughput.make_pool(shape, rows, "float64", seed)
+    shape = bench.Shape(TINY["sizes"], activations)
+    return sweep.make_pool(shape, rows, "float64", seed)
 
 
 def tiny_net(activations: list[str]) -> Network:
@@ -49,8 +51,8 @@ def tiny_net(activations: list[str]) -> Network:
 def test_gemm_flops_count_the_gemms_by_hand():
     # [3, 5, 2] at m = 4: forward 5x3 and 2x5, the same for BP4, and BP2 for layer 2 only
     forward = 2 * 4 * (5 * 3 + 2 * 5)
-    assert throughput.gemm_flops([3, 5, 2], 4, "infer") == forward
-    assert throughput.gemm_flops([3, 5, 2], 4, "train") == 2 * forward + 2 * 4 * 2 * 5
+    assert sweep.gemm_flops([3, 5, 2], 4, "infer") == forward
+    assert sweep.gemm_flops([3, 5, 2], 4, "train") == 2 * forward + 2 * 4 * 2 * 5
 
 
 @pytest.mark.parametrize("mode", ["train", "infer"])
@@ -134,25 +136,25 @@ def test_cuda_graphs_need_a_gpu():
 
 def test_time_steps_rotates_batches_and_syncs_inside_the_clock():
     seen, syncs = [], []
-    seconds = throughput.time_steps(
+    seconds = sweep.time_steps(
         seen.append, ["a", "b", "c"], lambda: syncs.append(len(seen)), repeats=4, min_seconds=1e-4
     )
     assert len(seconds) == 4 and all(s > 0 for s in seconds)
     assert set(seen) == {"a", "b", "c"}
-    assert seen[throughput.WARMUP_STEPS + 1 :][:3] == ["a", "b", "c"]
+    assert seen[sweep.WARMUP_STEPS + 1 :][:3] == ["a", "b", "c"]
     assert syncs[-1] == len(seen)  # the last step was waited for before the clock stopped
 
 
 def test_same_footing_matches_threads_and_restores_them():
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
     torch.set_num_threads(1)
-    with throughput.same_footing("numpy", tf32=False):
-        assert torch.get_num_threads() == throughput.blas_threads()
+    with machine.same_footing("numpy", tf32=False):
+        assert torch.get_num_threads() == bench.blas_threads()
         assert torch.backends.cuda.matmul.allow_tf32 is False
     assert torch.get_num_threads() == 1
 
 
-def small_settings(**changes) -> throughput.Settings:
+def small_settings(**changes) -> bench.Settings:
     settings = {
         "backend": "numpy",
         "shapes": ("nielsen",),
@@ -161,11 +163,11 @@ def small_settings(**changes) -> throughput.Settings:
         "repeats": 2,
         "min_seconds": 0.002,
     }
-    return throughput.Settings(**{**settings, **changes})
+    return bench.Settings(**{**settings, **changes})
 
 
 def test_run_records_every_cell_with_its_measures():
-    record = throughput.run(small_settings(peers=("loop", "numeric")))
+    record = bench.run(small_settings(peers=("loop", "numeric")))
     cells = record["cells"]
     impls = {"gemm-numpy", "gpunet-numpy", "loop-numpy"}
     assert {(c["impl"], c["mode"], c["batch_size"]) for c in cells} == {
@@ -177,7 +179,7 @@ def test_run_records_every_cell_with_its_measures():
         assert cell["samples_per_second"] == pytest.approx(
             cell["batch_size"] / cell["median_seconds"]
         )
-        flops = throughput.gemm_flops([784, 30, 10], cell["batch_size"], cell["mode"])
+        flops = sweep.gemm_flops([784, 30, 10], cell["batch_size"], cell["mode"])
         assert cell["tflops"] == pytest.approx(flops / cell["median_seconds"] / 1e12)
         assert cell["fraction_of_gemm_ceiling"] > 0
     assert {c["finite"] for c in cells} == {None, True}  # the ceiling keeps no parameters
@@ -196,49 +198,49 @@ def test_run_records_every_cell_with_its_measures():
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point
 def test_a_diverged_cell_is_flagged(monkeypatch):
-    monkeypatch.setattr(throughput, "LR", 1e38)
+    monkeypatch.setattr(sweep, "LR", 1e38)
     settings = small_settings(shapes=("mnist-mlp",), batch_sizes=(8,), modes=("train",), peers=())
-    record = throughput.run(settings)
+    record = bench.run(settings)
     (cell,) = [c for c in record["cells"] if c["impl"] == "gpunet-numpy"]
     assert cell["finite"] is False
-    assert "gpunet-numpy (diverged" in throughput.table(record)
+    assert "gpunet-numpy (diverged" in bench.table(record)
 
 
 def test_every_cell_starts_from_the_same_parameters(monkeypatch):
     made = []
-    original = throughput.make_runner
+    original = sweep.make_runner
 
     def counting(*args):
         made.append(args[0])
         return original(*args)
 
-    monkeypatch.setattr(throughput, "make_runner", counting)
-    throughput.run(small_settings(batch_sizes=(1, 2, 3), peers=("loop",)))
+    monkeypatch.setattr(sweep, "make_runner", counting)
+    bench.run(small_settings(batch_sizes=(1, 2, 3), peers=("loop",)))
     # one runner per cell: 3 implementations x 2 modes x 3 batch sizes
     assert sorted(made) == sorted(["gemm", "gpunet", "loop"] * 6)
 
 
 def test_cells_over_the_time_budget_are_skipped_with_the_estimate():
-    record = throughput.run(small_settings(batch_sizes=(1, 100000), max_seconds=0.5, peers=()))
+    record = bench.run(small_settings(batch_sizes=(1, 100000), max_seconds=0.5, peers=()))
     large = [c for c in record["cells"] if c["batch_size"] == 100000]
     assert large and all(c["status"] == "skipped" for c in large)
     assert all("budget" in c["reason"] for c in large)
-    assert "skipped: estimated" in throughput.table(record)
+    assert "skipped: estimated" in bench.table(record)
 
 
 def test_cells_over_the_memory_budget_are_skipped(monkeypatch):
-    monkeypatch.setattr(throughput, "memory_available", lambda backend: 1 << 20)
-    record = throughput.run(small_settings(batch_sizes=(1,), peers=()))
+    monkeypatch.setattr(sweep, "memory_available", lambda backend: 1 << 20)
+    record = bench.run(small_settings(batch_sizes=(1,), peers=()))
     assert {c["status"] for c in record["cells"]} == {"skipped"}
     assert all("GiB" in c["reason"] for c in record["cells"])
 
 
 def test_an_absent_peer_is_reported_not_dropped(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
-    record = throughput.run(small_settings(peers=("torch",), modes=("train",)))
+    record = bench.run(small_settings(peers=("torch",), modes=("train",)))
     absent = [c for c in record["cells"] if c["impl"] == "torch-cpu"]
     assert len(absent) == 2 and all(c["status"] == "absent" for c in absent)
-    assert "absent: PyTorch is not installed" in throughput.table(record)
+    assert "absent: PyTorch is not installed" in bench.table(record)
 
 
 @pytest.mark.parametrize(
@@ -258,27 +260,27 @@ def test_an_absent_peer_is_reported_not_dropped(monkeypatch):
 )
 def test_bad_settings_are_clear_errors(changes, message):
     with pytest.raises(ValueError, match=message):
-        throughput.run(small_settings(**changes))
+        bench.run(small_settings(**changes))
 
 
 # --- reporting ---------------------------------------------------------------------------------
 
 
 def test_table_and_plot(tmp_path):
-    record = throughput.run(small_settings(batch_sizes=(1, 4, 16)))
-    text = throughput.table(record)
+    record = bench.run(small_settings(batch_sizes=(1, 4, 16)))
+    text = bench.table(record)
     rows = [line for line in text.splitlines() if line.startswith("| ") and "-numpy" in line]
     assert len(rows) == len(record["cells"]) == 3 * 2 * 3
-    path = throughput.plot(record, tmp_path / "curves.png")
+    path = bench.plot(record, tmp_path / "curves.png")
     # one panel per mode across, one shape down, at the figure's 100 dpi
     assert png_size(path) == (1100, 380)
 
 
 def test_make_pool_targets_match_the_output():
-    classes = throughput.make_pool(throughput.SHAPES["nielsen"], 50, "float32")
+    classes = sweep.make_pool(bench.SHAPES["nielsen"], 50, "float32")
     assert classes.x.dtype == np.float32 and classes.x.shape == (50, 784)
     assert (classes.y.argmax(axis=1) == classes.labels).all() and (classes.y.sum(axis=1) == 1).all()
-    real = throughput.make_pool(throughput.SHAPES["wide"], 3, "float64")
+    real = sweep.make_pool(bench.SHAPES["wide"], 3, "float64")
     assert real.labels is None and real.y.shape == (3, 1024) and real.y.dtype == np.float64
 
 
@@ -313,3 +315,53 @@ def test_bench_command_rejects_an_unknown_shape_before_measuring():
     )
     assert result.returncode == 2
     assert "unknown shape 'tiny'" in result.stderr
+
+
+# --- records without machine paths ------------------------------------------------------------
+
+
+def test_portable_writes_paths_relative_to_the_checkout(tmp_path):
+    record = {
+        "path": str(tmp_path / "gpunet"),
+        "command": f"PYTHONPATH={tmp_path} python {tmp_path}/bench/x.py --json {tmp_path}/r.json",
+        "build": [str(tmp_path.parent / "site-packages/scipy_openblas64/include")],
+        "cwd": str(tmp_path),
+        "formula": "2(K−1)/K · bytes/bandwidth, samples/s",
+        "count": 3,
+    }
+    assert portable(record, tmp_path) == {
+        "path": "gpunet",
+        "command": "PYTHONPATH=. python bench/x.py --json r.json",
+        "build": ["include"],  # outside the checkout: the last part only
+        "cwd": ".",
+        "formula": "2(K−1)/K · bytes/bandwidth, samples/s",
+        "count": 3,
+    }
+
+
+def test_the_environment_record_holds_no_absolute_path(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    record = bench.environment("numpy")
+    text = json.dumps(record)
+    assert machine.ABSOLUTE_PATH.search(text) is None, text
+    assert record["gpunet_source"]["path"] == "gpunet"  # the whole package, not bench/ alone
+
+
+def test_the_epoch_benchmark_record_holds_no_absolute_path(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("torch", reason="PyTorch is not installed: no epoch to compare")
+    spec = importlib.util.spec_from_file_location(
+        "epoch_vs_torch", ROOT / "bench/epoch_vs_torch.py"
+    )
+    epoch_vs_torch = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(epoch_vs_torch)
+    out = tmp_path / "epoch.json"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    args = ["--batch-sizes", "64", "--repeats", "1", "--examples", "512", "--json", str(out)]
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "bench/epoch_vs_torch.py"), *args])
+    assert epoch_vs_torch.main(args) == 0
+    text = out.read_text()
+    assert machine.ABSOLUTE_PATH.search(text) is None, text
+    record = json.loads(text)
+    assert record["cwd"] == "." and record["argv"][-1] == "epoch.json"
+    assert record["results"][0]["batch_size"] == 64

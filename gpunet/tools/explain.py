@@ -1,27 +1,24 @@
-"""The notes' demonstrations: the one-neuron chain derived by hand, and backprop's speed.
+"""The notes' demonstration: the one-neuron chain derived by hand.
 
 The chain is the two-layer network with one sigmoid neuron per layer,
 
     x -> z1 = w1 x + b1 -> a1 = σ(z1) -> z2 = w2 a1 + b2 -> a2 = σ(z2) -> C(a2, y),
 
 whose partial derivatives follow from the chain rule by hand. `explain` puts each next to
-backprop's value (Network.gradients) and the numeric one (central differences).
-`time_gradients` measures the numeric gradient against one backprop pass for growing
-networks: two cost evaluations per parameter against one forward and one backward pass.
+backprop's value (Network.gradients) and the numeric one (central differences). Backprop's
+speed against the numeric gradient is measured by gpunet.tools.bench.time_gradients.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..core.checks import check_count
 from ..core.gradcheck import numeric_gradient
 
 
@@ -157,71 +154,3 @@ def explain(
         for name, text, hand, got, index in rows
     ]
     return Explanation(cost, values, partials)
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Seconds for one backprop gradient and for the numeric one, on one network."""
-
-    sizes: list[int]
-    parameters: int
-    backprop_seconds: float
-    numeric_seconds: float
-
-    @property
-    def ratio(self) -> float:
-        return self.numeric_seconds / self.backprop_seconds
-
-
-def time_gradients(
-    sizes_list: Sequence[Sequence[int]],
-    activations: str | Sequence[str] = "tanh",
-    *,
-    cost: str | None = None,
-    samples: int = 10,
-    repeats: int = 3,
-    backend: str = "auto",
-    seed: int = 0,
-) -> list[Timing]:
-    """For each network, the best of `repeats` timings of one `gradients` call (BP1–BP4,
-    float64, read back to the host) and of `numeric_gradient` (two cost evaluations per
-    parameter), on `samples` random examples."""
-    from ..core.network import Network
-
-    samples, repeats = check_count("samples", samples), check_count("repeats", repeats)
-    if isinstance(sizes_list, (str, bytes)) or not isinstance(sizes_list, Sequence):
-        raise TypeError("sizes_list must be a list of layer-width lists")
-    if not sizes_list:
-        raise ValueError("sizes_list must hold at least one network's sizes")
-    # every network is built (and so checked) before any is timed
-    nets = [
-        Network(sizes, activations, backend=backend, dtype="float64", seed=seed)
-        for sizes in sizes_list
-    ]
-    rng = np.random.default_rng(seed)
-    timings = []
-    for net in nets:
-        X = rng.standard_normal((samples, net.sizes[0]))
-        y = rng.integers(0, net.sizes[-1], samples)
-
-        def backprop(net: Any = net, X: Any = X, y: Any = y) -> None:
-            net.backend.to_numpy(net.gradients(X, y, cost)[1][-1])  # the read waits for the device
-
-        def numeric(net: Any = net, X: Any = X, y: Any = y) -> None:
-            numeric_gradient(net, X, y, cost)
-
-        timings.append(
-            Timing(
-                net.sizes, net.n_parameters, _best_of(backprop, repeats), _best_of(numeric, repeats)
-            )
-        )
-    return timings
-
-
-def _best_of(function: Callable[[], None], repeats: int) -> float:
-    best = math.inf
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        best = min(best, time.perf_counter() - started)
-    return best

@@ -10,18 +10,18 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..bench import throughput
+from .. import bench
 from .common import Command, add_backend, add_no_progress, comma_names, int_list
 
 
 def bench_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = throughput.Settings()
+    defaults = bench.Settings()
     add_backend(parser, defaults.backend)
     parser.add_argument(
         "--shape",
         type=comma_names,
         default=list(defaults.shapes),
-        help=f"comma-separated, from {', '.join(throughput.SHAPES)} (default: all)",
+        help=f"comma-separated, from {', '.join(bench.SHAPES)} (default: all)",
     )
     parser.add_argument(
         "--batch-sizes",
@@ -30,7 +30,7 @@ def bench_arguments(parser: argparse.ArgumentParser) -> None:
         help="comma-separated (default: powers of 4 from 1 to 65536; capped by memory "
         "and by --max-seconds)",
     )
-    parser.add_argument("--dtype", choices=throughput.BENCH_DTYPES, default=defaults.dtype)
+    parser.add_argument("--dtype", choices=bench.BENCH_DTYPES, default=defaults.dtype)
     parser.add_argument(
         "--peers",
         type=comma_names,
@@ -58,7 +58,7 @@ def bench_arguments(parser: argparse.ArgumentParser) -> None:
     add_no_progress(parser)
 
 
-def _sweep(settings: throughput.Settings, no_progress: bool) -> dict:
+def _sweep(settings: bench.Settings, no_progress: bool) -> dict:
     """The throughput record, with a progress bar on stderr (one tick a cell)."""
     with tqdm(
         unit="cell", disable=True if no_progress else None, file=sys.stderr, leave=False
@@ -69,11 +69,11 @@ def _sweep(settings: throughput.Settings, no_progress: bool) -> dict:
             bar.set_description(label)
             bar.update()
 
-        return throughput.run(settings, progress=advance)
+        return bench.run(settings, progress=advance)
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    settings = throughput.Settings(
+    settings = bench.Settings(
         backend=args.backend,
         shapes=tuple(args.shape),
         batch_sizes=tuple(args.batch_sizes),
@@ -88,12 +88,12 @@ def bench_command(args: argparse.Namespace) -> int:
     record = _sweep(settings, args.no_progress)
     record["command"] = " ".join(["gpunet", *map(shlex.quote, args.argv)])
     print(f"backend: {record['backend_reason']}")
-    print(throughput.table(record))
+    print(bench.table(record))
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
         print(f"wrote {args.json}")
     if args.plot:
-        throughput.plot(record, args.plot)
+        bench.plot(record, args.plot)
         print(f"wrote {args.plot}")
     return 0
 

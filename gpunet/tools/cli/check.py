@@ -10,7 +10,7 @@ import numpy as np
 
 from ...core.gradcheck import gradcheck
 from ...core.network import Network
-from ..explain import time_gradients
+from ..bench import time_gradients
 from .common import Command, add_network, add_sizes, int_list
 
 

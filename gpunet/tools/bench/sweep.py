@@ -12,33 +12,21 @@ cannot run here is recorded as absent.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import dataclasses
-import datetime
-import gc
-import glob
-import hashlib
 import math
-import os
-import platform
 import statistics
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ... import __version__
 from ...core.backends import select_backend
-from ...core.backends.numpy_backend import cpu_model
 from ...core.network import Network
 from ...core.parameters import DTYPES
-from ..explain import time_gradients
+from .gradient_timing import time_gradients
+from .machine import environment, memory_available, release_memory, same_footing
 from .peers import (
     PeerUnavailableError,
     Pool,
@@ -73,98 +61,6 @@ LR = 0.01  # small enough that thousands of steps on random data stay finite
 INDEX_BATCHES = 8  # index batches rotated through, each a fresh draw from the pool
 MIN_POOL_ROWS = 8192  # examples to draw batches from, at least (2 batches' worth above)
 WARMUP_STEPS = 3
-
-
-# --- the environment ---------------------------------------------------------------
-
-
-def _openblas() -> tuple[Any, str, str] | None:
-    """NumPy's bundled OpenBLAS (ctypes handle, symbol prefix and suffix), or None."""
-    libs = Path(np.__file__).parent.parent / "numpy.libs"
-    for path in sorted(glob.glob(str(libs / "*openblas*"))):
-        lib = ctypes.CDLL(path)
-        for prefix in ("scipy_openblas_", "openblas_"):
-            for suffix in ("64_", ""):
-                if hasattr(lib, f"{prefix}get_num_threads{suffix}"):
-                    return lib, prefix, suffix
-    return None
-
-
-def blas_threads() -> int:
-    """The threads NumPy's BLAS runs GEMMs on (peers on the CPU are given as many)."""
-    found = _openblas()
-    if found is not None:
-        lib, prefix, suffix = found
-        return int(getattr(lib, f"{prefix}get_num_threads{suffix}")())
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        if os.environ.get(var):
-            return int(os.environ[var])
-    return os.cpu_count() or 1
-
-
-def blas_info() -> dict[str, Any]:
-    """The BLAS NumPy was built with and what it runs as (threads, kernel)."""
-    config = np.show_config(mode="dicts")
-    info: dict[str, Any] = {
-        "build": config.get("Build Dependencies", {}).get("blas", {}),
-        "threads": blas_threads(),
-    }
-    found = _openblas()
-    if found is not None:
-        lib, prefix, suffix = found
-        for name in ("get_corename", "get_config"):
-            fn = getattr(lib, f"{prefix}{name}{suffix}", None)
-            if fn is not None:
-                fn.restype = ctypes.c_char_p
-                info[name.removeprefix("get_")] = fn().decode()
-    return info
-
-
-def gpunet_source() -> dict[str, Any]:
-    """Which gpunet was measured: its path, a hash of its sources, and the git state."""
-    root = Path(__file__).parent
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(path.read_bytes())
-    record: dict[str, Any] = {"path": str(root), "sources_sha256": digest.hexdigest()}
-    try:
-        run = {"cwd": root.parent, "capture_output": True, "text": True, "timeout": 10}
-        head = subprocess.run(["git", "rev-parse", "HEAD"], **run)
-        if head.returncode == 0:
-            record["git_head"] = head.stdout.strip()
-            status = ["git", "--no-optional-locks", "status", "--porcelain", "--", str(root)]
-            record["git_status_gpunet"] = subprocess.run(status, **run).stdout.splitlines()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return record
-
-
-def environment(backend_name: str) -> dict[str, Any]:
-    """CPU, threads, GPU, driver, CUDA and library versions, recorded with every result."""
-    record: dict[str, Any] = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "blas": blas_info(),
-        "gpunet": __version__,
-        "gpunet_source": gpunet_source(),
-    }
-    try:
-        import torch
-
-        record["torch"] = torch.__version__
-        record["torch_cuda"] = torch.version.cuda
-        record["torch_threads"] = torch.get_num_threads()
-    except ImportError:
-        record["torch"] = None
-    if backend_name == "cupy":
-        backend, _ = select_backend("cupy")
-        record["gpu"] = backend.describe()
-    return record
 
 
 # --- measuring one cell ----------------------------------------------------------------
@@ -230,22 +126,6 @@ def cell_bytes(shape: Shape, batch_size: int, dtype: str) -> int:
     return item * (pool + activations + 4 * params)
 
 
-def memory_available(backend_name: str) -> int:
-    """Bytes a benchmark may use: half the free host memory, or 80% of the free device memory."""
-    if backend_name == "cupy":
-        import cupy
-
-        free, _ = cupy.cuda.runtime.memGetInfo()
-        return int(0.8 * free)
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024 // 2
-    except OSError:
-        pass
-    return 8 << 30
-
-
 def gemm_flops(sizes: list[int], batch_size: int, mode: str) -> int:
     """2·rows·inner·columns summed over the step's GEMMs."""
     return sum(2 * a * b * c for a, b, c in step_gemms(sizes, batch_size, mode))
@@ -293,49 +173,6 @@ class Settings:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-
-
-@contextlib.contextmanager
-def same_footing(backend_name: str, tf32: bool) -> Iterator[None]:
-    """PyTorch on as many threads as NumPy's BLAS, and cuBLAS's float32 GEMMs in TF32 (or
-    full float32) for CuPy and PyTorch alike; every global setting restored afterwards."""
-    undo: list[Callable[[], None]] = []
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    if torch is not None:
-        threads, allowed = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
-        undo.append(lambda: torch.set_num_threads(threads))
-        undo.append(lambda: setattr(torch.backends.cuda.matmul, "allow_tf32", allowed))
-        if backend_name == "numpy":
-            torch.set_num_threads(blas_threads())
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-    if backend_name == "cupy":
-        from cupy._core import _routines_linalg as linalg
-
-        previous = linalg.get_compute_type(np.float32)
-        undo.append(lambda: linalg.set_compute_type(np.float32, previous))
-        mode = linalg.COMPUTE_TYPE_TF32 if tf32 else linalg.COMPUTE_TYPE_DEFAULT
-        linalg.set_compute_type(np.float32, mode)
-    try:
-        yield
-    finally:
-        for restore in reversed(undo):
-            restore()
-
-
-def release_memory(backend_name: str) -> None:
-    """Hand cached device blocks back, so that the next cell's memory check sees them free."""
-    gc.collect()
-    if backend_name != "cupy":
-        return
-    import cupy
-
-    cupy.get_default_memory_pool().free_all_blocks()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 IMPLEMENTATIONS = ("gemm", "gpunet", "torch", "torch-graphs", "loop")
@@ -546,94 +383,3 @@ def numeric_gradient_cost(
         [list(sizes)], "sigmoid", backend=backend_name, samples=examples, repeats=5
     )
     return {**dataclasses.asdict(timing), "examples": examples, "ratio": timing.ratio}
-
-
-# --- reporting ----------------------------------------------------------------------------
-
-
-def table(record: dict[str, Any]) -> str:
-    """Markdown tables, one per shape and mode: a row per batch size and implementation."""
-    lines: list[str] = []
-    cells = record["cells"]
-    groups = dict.fromkeys((c["shape"], c["mode"]) for c in cells)
-    for shape_name, mode in groups:
-        shape = SHAPES[shape_name]
-        lines += [
-            f"\n{shape_name} {shape.sizes} {'/'.join(shape.activations)}, {mode}:",
-            "| batch | implementation | samples/s | ms/step | TFLOP/s | % of GEMM ceiling "
-            "| speed vs torch |",
-            "|---:|:---|---:|---:|---:|---:|---:|",
-        ]
-        rows = [c for c in cells if (c["shape"], c["mode"]) == (shape_name, mode)]
-        for c in sorted(rows, key=lambda c: c["batch_size"]):
-            if c["status"] != "ok":
-                lines.append(
-                    f"| {c['batch_size']} | {c['impl']} | {c['status']}: {c['reason']} ||||"
-                )
-                continue
-            ceiling = c.get("fraction_of_gemm_ceiling")
-            torch_speed = c.get("speed_vs_torch")
-            diverged = " (diverged: timed on non-finite values)" if c["finite"] is False else ""
-            lines.append(
-                f"| {c['batch_size']} | {c['impl']}{diverged} | {c['samples_per_second']:,.0f} "
-                f"| {c['median_seconds'] * 1e3:.4g} | {c['tflops']:.3g} "
-                f"| {'' if ceiling is None else f'{100 * ceiling:.0f}%'} "
-                f"| {'' if torch_speed is None else f'{torch_speed:.2f}x'} |"
-            )
-    numeric = record.get("numeric_gradient")
-    if numeric:
-        lines.append(
-            f"\nbackprop vs finite differences on {numeric['sizes']} ({numeric['parameters']} "
-            f"parameters, {numeric['examples']} examples): one gradients() call "
-            f"{numeric['backprop_seconds'] * 1e3:.3g} ms, the numeric gradient "
-            f"{numeric['numeric_seconds'] * 1e3:.4g} ms: {numeric['ratio']:,.0f}x"
-        )
-    return "\n".join(lines).lstrip("\n")
-
-
-def plot(record: dict[str, Any], path: str | Path) -> Path:
-    """Samples/s against batch size, log-log: a panel per shape and mode, a line per
-    implementation (the GEMM-only ceiling dashed). Writes a PNG and returns its path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    cells = [c for c in record["cells"] if c["status"] == "ok"]
-    shapes = list(dict.fromkeys(c["shape"] for c in record["cells"]))
-    modes = list(dict.fromkeys(c["mode"] for c in record["cells"]))
-    figure = Figure(figsize=(5.5 * len(modes), 3.8 * len(shapes)), layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(len(shapes), len(modes), squeeze=False)
-    impls = list(dict.fromkeys(c["impl"] for c in record["cells"]))
-    colours = {impl: f"C{i}" for i, impl in enumerate(impls)}
-    for row, shape_name in enumerate(shapes):
-        for column, mode in enumerate(modes):
-            ax = axes[row][column]
-            for impl in impls:
-                points = sorted(
-                    (c["batch_size"], c["samples_per_second"])
-                    for c in cells
-                    if (c["shape"], c["mode"], c["impl"]) == (shape_name, mode, impl)
-                )
-                if points:
-                    ax.plot(
-                        *zip(*points),
-                        "--" if impl.startswith("gemm") else "-o",
-                        color=colours[impl],
-                        label=impl,
-                        markersize=3,
-                    )
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
-            ax.set_title(f"{shape_name} {SHAPES[shape_name].sizes}, {mode}", fontsize=9)
-            ax.set_xlabel("batch size")
-            ax.set_ylabel("samples/s")
-            ax.grid(True, which="both", alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    if handles:
-        figure.legend(handles, labels, loc="outside lower center", ncol=len(impls), fontsize=8)
-    env = record["environment"]
-    device = env.get("gpu", {}).get("device") or env["cpu"]
-    figure.suptitle(f"gpunet {env['gpunet']}, {record['settings']['dtype']}, {device}", fontsize=10)
-    path = Path(path)
-    figure.savefig(path, dpi=100)
-    return path

@@ -9,7 +9,7 @@ import pytest
 
 from gpunet.core.backends import select_backend
 from gpunet.tools.bench.peers import PeerUnavailableError
-from gpunet.tools.bench.throughput import (
+from gpunet.tools.bench.sweep import (
     INDEX_BATCHES,
     SHAPES,
     all_finite,
