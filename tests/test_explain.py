@@ -48,6 +48,8 @@ def test_the_printed_explanation_shows_formulas_and_values():
         ({"w2": "2"}, TypeError, "w2 must be a number"),
         ({"cost": "hinge"}, ValueError, "unknown cost"),
         ({"y": 2.0, "cost": "cross_entropy"}, ValueError, r"\[0, 1\]"),
+        # the chain's output is a sigmoid: the log-likelihood is refused, and why
+        ({"cost": "log_likelihood"}, ValueError, "never penalises the wrong classes"),
     ],
 )
 def test_bad_input_is_a_clear_error(kwargs, error, message):

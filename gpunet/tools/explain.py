@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.costs import get_cost
 from ..core.gradcheck import numeric_gradient
 
 
@@ -122,8 +123,8 @@ def explain(
         key: _finite(key, v)
         for key, v in zip(("x", "y", "w1", "b1", "w2", "b2"), (x, y, w1, b1, w2, b2))
     }
-    if cost not in OUTPUT_DELTAS:
-        raise ValueError(f"unknown cost {cost!r}; expected one of {', '.join(OUTPUT_DELTAS)}")
+    # an unknown cost, or one that refuses the chain's sigmoid output, says so and why
+    get_cost(cost).check_output("sigmoid")
     net = Network([1, 1, 1], "sigmoid", backend=backend, dtype="float64")
     net.set_params(
         [np.array([[values["w1"]]]), np.array([[values["w2"]]])],

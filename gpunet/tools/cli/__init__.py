@@ -1,5 +1,5 @@
-"""The `gpunet` command: train, gradcheck, bench, info, plot, graph, explain. A thin
-layer over the library; each command's options sit beside its handler, in one module a group."""
+"""The `gpunet` command, a thin layer over the library: each command's options sit beside
+its handler, one module a group, and COMMANDS lists them in the order --help shows."""
 
 from __future__ import annotations
 
@@ -16,10 +16,22 @@ from .common import Command
 from .draw import GRAPH, PLOT
 from .explain import EXPLAIN
 from .info import INFO
+from .jacobians import JACOBIANS
+from .passes import PASSES
 from .train import TRAIN
 
 # in the order `gpunet --help` lists them
-COMMANDS: tuple[Command, ...] = (TRAIN, GRADCHECK, BENCH, PLOT, GRAPH, EXPLAIN, INFO)
+COMMANDS: tuple[Command, ...] = (
+    TRAIN,
+    GRADCHECK,
+    BENCH,
+    PLOT,
+    GRAPH,
+    EXPLAIN,
+    JACOBIANS,
+    PASSES,
+    INFO,
+)
 
 
 def parser() -> argparse.ArgumentParser:

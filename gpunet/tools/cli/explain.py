@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..chain_graph import build_chain, draw_chain_graph
 from ..explain import explain
 from .common import Command, add_backend, add_cost
 
@@ -16,11 +17,21 @@ def explain_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(f"--{name}", type=float, default=default)
     add_cost(parser, "quadratic")
     add_backend(parser)
+    parser.add_argument(
+        "--graph",
+        metavar="PATH",
+        default=None,
+        help="also draw the chain as a node-level graph (PNG), forward and backward",
+    )
 
 
 def explain_command(args: argparse.Namespace) -> int:
     chain = {name: getattr(args, name) for name in CHAIN}
     print(explain(**chain, cost=args.cost, backend=args.backend))
+    if args.graph:
+        graph = build_chain(**chain, cost=args.cost)
+        path = draw_chain_graph(args.graph, graph)
+        print(f"node-level graph of the chain ({graph.cost}) written to {path}")
     return 0
 
 
