@@ -20,8 +20,10 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 from kernel_sources import (
     C_DTYPES,
@@ -211,3 +213,36 @@ def test_cupy_backend_module_imports_without_cupy():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_device_launcher_sizes_the_grid_from_occupancy(monkeypatch):
+    # CuPy stood in for: 3 blocks of 256 threads resident per SM (what 64+ registers a
+    # thread allow), 132 SMs; the grid is asked for once per device and kernel
+    asked, launched = [], []
+
+    class Kernel:
+        kernel = types.SimpleNamespace(ptr=1234)
+
+        def __call__(self, grid, block, args):
+            launched.append((grid, block))
+
+    driver = types.SimpleNamespace(
+        occupancyMaxActiveBlocksPerMultiprocessor=lambda ptr, block, smem: asked.append(ptr) or 3
+    )
+    device = types.SimpleNamespace(attributes={"MultiProcessorCount": 132})
+    cuda = types.SimpleNamespace(
+        runtime=types.SimpleNamespace(getDevice=lambda: 0), driver=driver, Device=lambda i: device
+    )
+    monkeypatch.setitem(sys.modules, "cupy", types.SimpleNamespace(cuda=cuda))
+    monkeypatch.setattr(kernels, "function", lambda name: Kernel())
+    launch = kernels.DeviceLauncher()
+    for work in (0, 10, 10**6, 10**6):
+        launch("bias_activation<float, 1>", work, ())
+    launch("row_dot<float>", 100, ())  # a warp per row: 8 rows per block
+    assert launched == [((1,), (256,)), ((396,), (256,)), ((396,), (256,)), ((13,), (256,))]
+    assert asked == [1234, 1234] and launch.resident_blocks("row_dot<float>") == 396
+    capped = kernels.DeviceLauncher(max_blocks=2)
+    capped("bias_activation<float, 1>", 10**6, ())
+    assert launched[-1] == ((2,), (256,))
+    with pytest.raises(TypeError, match="CuPy arrays"):
+        launch("bias_activation<float, 1>", 10, (np.zeros(3),))

@@ -154,21 +154,20 @@ class DeviceLauncher:
     """
 
     def __init__(self, max_blocks: int | None = None) -> None:
+        import cupy
+
+        self._cupy = cupy
         self.max_blocks = max_blocks
         self.resident: dict[tuple[int, str], int] = {}  # (device, name) -> blocks
 
     def resident_blocks(self, name: str) -> int:
         """Blocks of kernel `name` resident at once on the current device."""
-        import cupy
-
-        device = cupy.cuda.Device()
-        key = (device.id, name)
+        cuda = self._cupy.cuda
+        key = (cuda.runtime.getDevice(), name)
         if key not in self.resident:
             kernel = function(name).kernel
-            per_sm = cupy.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(
-                kernel.ptr, BLOCK, 0
-            )
-            sms = device.attributes["MultiProcessorCount"]
+            per_sm = cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(kernel.ptr, BLOCK, 0)
+            sms = cuda.Device(key[0]).attributes["MultiProcessorCount"]
             self.resident[key] = max(1, int(per_sm)) * int(sms)
         return self.resident[key]
 
