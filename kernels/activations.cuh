@@ -13,7 +13,7 @@
 //   identity    g' = 1
 //   softplus    ln(1 + e^z) = log1p(e^{-|z|}) + max(z, 0); g' = sigma(z) = -expm1(-a)
 //   gelu        exact, z Phi(z) = z (1 + erf(z/sqrt 2)) / 2; g' = Phi(z) + z phi(z), from Z
-// The integer IDs are the ones gpunet/backends/_kernels.py names (ACTIVATION_IDS).
+// The integer IDs are the ones gpunet/core/backends/kernels.py names (ACTIVATION_IDS).
 //
 // Compiled three ways: by NVRTC (CuPy's RawModule; no system headers there), by nvcc
 // (the offline compile test), and by a plain C++ compiler (the host math test), where

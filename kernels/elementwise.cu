@@ -1,4 +1,5 @@
-// gpunet's CUDA kernels: thin __global__ wrappers over the grid-stride loops of loops.cuh.
+// gpunet's CUDA kernels: thin __global__ wrappers over the grid-stride loops of loops.cuh
+// (a thread per element or column) and warps.cuh (a warp per column or row).
 //
 // Loaded by gpunet/core/backends/kernels.py through cupy.RawModule with one name expression
 // per instantiation, e.g. "bias_activation<float, 1>" (T = float or double; the int is an
@@ -7,10 +8,12 @@
 // Scalars of type T must be passed as T (numpy.float32 for float kernels), sizes as
 // numpy.int64 (long long) and flags as numpy.int32 (int).
 //
-// A host build (tests/test_kernels.py) defines GPUNET_THREAD_INDEX and GPUNET_THREAD_COUNT
-// and __global__ as nothing, and runs each kernel thread by thread.
+// A host build (tests/test_kernels_host.py) defines GPUNET_THREAD_INDEX and
+// GPUNET_THREAD_COUNT and __global__ as nothing, and runs each kernel thread by thread (the
+// warp kernels with the 32 lanes of a warp at once, on threads of their own).
 
 #include "loops.cuh"
+#include "warps.cuh"
 
 #ifndef GPUNET_THREAD_INDEX
 #define GPUNET_THREAD_INDEX (static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x)
@@ -43,6 +46,20 @@ __global__ void softmax_delta(const T* grad, const T* a, T* out, long long n, lo
   gpunet::softmax_delta_loop<T>(GPUNET_THREAD_INDEX, GPUNET_THREAD_COUNT, grad, a, out, n, m);
 }
 
+// (c) softmax per column for tall columns (many rows), a warp per column (a may alias z)
+template <typename T>
+__global__ void softmax_forward_warp(T* z, const T* b, T* a, long long n, long long m) {
+  gpunet::softmax_forward_warp_loop<T>(GPUNET_THREAD_INDEX, GPUNET_THREAD_COUNT, z, b, a, n, m);
+}
+
+// (c) softmax's Jacobian-vector product for tall columns, a warp per column
+template <typename T>
+__global__ void softmax_delta_warp(const T* grad, const T* a, T* out, long long n,
+                                   long long m) {
+  gpunet::softmax_delta_warp_loop<T>(GPUNET_THREAD_INDEX, GPUNET_THREAD_COUNT, grad, a, out, n,
+                                     m);
+}
+
 // (d) (A - Y) * scale, Y at element strides (y_row, y_col)
 template <typename T>
 __global__ void output_minus_target(const T* a, const T* y, long long y_row, long long y_col,
@@ -71,4 +88,13 @@ __global__ void adam_update(T* params, const T* grads, T* first_moment, T* secon
                               first_moment, second_moment, size, n_decayed, beta1,
                               one_minus_beta1, beta2, one_minus_beta2, eps, step_size,
                               inv_sqrt_bias2, weight_decay);
+}
+
+// (f) out[i] = sum_j x(i, j) y(i, j), a warp per row: BP3's bias gradient (y a row of ones)
+// and the GEMMs whose product is one element
+template <typename T>
+__global__ void row_dot(const T* x, long long x_row, long long x_col, const T* y,
+                        long long y_row, long long y_col, T* out, long long n, long long m) {
+  gpunet::row_dot_loop<T>(GPUNET_THREAD_INDEX, GPUNET_THREAD_COUNT, x, x_row, x_col, y, y_row,
+                          y_col, out, n, m);
 }

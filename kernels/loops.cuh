@@ -58,8 +58,8 @@ GPUNET_HD void activation_delta_loop(long long start, long long step, const T* g
 
 // Softmax per column: Z += b, then A = e^{Z - max} / sum e^{Z - max}; a may alias z.
 // One thread per column (j = start, start + step, ...), walking the column's n entries
-// at stride m: fine for the small n of an output layer (tens of classes); a layer with
-// thousands of rows would want a block per column with a shared-memory reduction.
+// at stride m: right for the few rows of an output layer (tens of classes), where a row's
+// columns are read together; taller columns go to softmax_forward_warp_loop (warps.cuh).
 template <typename T>
 GPUNET_HD void softmax_forward_loop(long long start, long long step, T* z, const T* b, T* a,
                                     long long n, long long m) {

@@ -20,6 +20,33 @@ SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared/data/mnist"
 # --- fixtures ------------------------------------------------------------------------
 
 
+def usable_backends() -> list[str]:
+    """'numpy', and 'cupy' where a GPU is usable: the backends a backend-neutral test runs on."""
+    from gpunet.core.backends import cupy_unavailable
+
+    return ["numpy"] if cupy_unavailable() is not None else ["numpy", "cupy"]
+
+
+@pytest.fixture(params=usable_backends())
+def backend(request) -> str:
+    """Each usable backend's name in turn: build with Network(..., backend=backend) and
+    compare results through to_host(), so that the test passes on a GPU host too."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def host(tmp_path_factory):
+    """The CUDA kernels built for the host and run thread by thread (tests/host_kernels.py)."""
+    import shutil
+
+    from host_kernels import build
+
+    compiler = shutil.which("g++") or shutil.which("c++")
+    if compiler is None:
+        pytest.skip("no C++ compiler (g++ or c++) on PATH for the host build of the kernels")
+    return build(tmp_path_factory.mktemp("host_kernels"), compiler)
+
+
 @pytest.fixture
 def small_data():
     """Six examples with 3 features, integer labels for 2 classes and one-hot targets."""
@@ -140,8 +167,8 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-# --- parity between backends (tests/test_gpu.py on a device, tests/test_kernels.py on the
-# host-simulated kernels) -----------------------------------------------------------------
+# --- parity between backends (tests/test_gpu.py on a device, tests/test_kernels_host.py on
+# the host-simulated kernels) -------------------------------------------------------------
 
 PARITY_RTOL = {"float64": 1e-10, "float32": 1e-4}
 

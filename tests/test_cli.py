@@ -90,7 +90,9 @@ def test_gradcheck_command_fails_with_an_impossible_tolerance():
 def test_help_lists_every_command_in_order_and_version_names_the_release():
     result = run("--help")
     assert result.returncode == 0, result.stderr
-    assert "{train,gradcheck,bench,plot,graph,explain,jacobians,passes,info}" in result.stdout
+    assert (
+        "{train,gradcheck,bench,plot,graph,explain,jacobians,passes,info,doctor}" in result.stdout
+    )
     assert "draw a network's forward and backward graph" in result.stdout
     usage = run("gradcheck", "--help")
     assert usage.returncode == 0 and usage.stdout.startswith("usage: gpunet gradcheck")

@@ -48,6 +48,20 @@ def launched_ranks() -> int:
     return 1
 
 
+def nccl_unavailable() -> str | None:
+    """None where this rank can all-reduce on its GPU (or has no GPU: MPI does the CPU's),
+    else one line saying why not and what to install.
+
+    CuPy's `from cupy.cuda import nccl` succeeds without libnccl and leaves a module whose
+    first all-reduce fails with an AttributeError; this asks `nccl.available` instead.
+    """
+    from ..core.backends import probe
+
+    if probe.cupy_unavailable() is not None:
+        return None
+    return probe.check_nccl(probe.check_cupy()[1]).problem
+
+
 def check_one_gpu_per_rank(gpus: Sequence[Any]) -> None:
     """ValueError when two ranks would share a GPU: gpus[r] identifies rank r's physical GPU
     (its machine and PCI bus id). NCCL refuses two ranks on one GPU."""
@@ -83,6 +97,9 @@ class Distributed:
         self.local_size: int = local.Get_size()
         local.Free()
         self._nccl: Any = None
+        # checked here, raised by check_device (before the first step, on every rank
+        # alike) once a CuPy network is to be trained: CPU ranks need no NCCL
+        self.nccl_problem: str | None = nccl_unavailable()
 
     @classmethod
     def from_mpi(cls, comm: Any = None) -> Distributed:
@@ -148,7 +165,8 @@ class Distributed:
 
     def check_device(self, params: Any) -> None:
         """ValueError on every rank unless each rank's CuPy params are on the GPU from_mpi
-        chose for it, the current one, and no two ranks share a GPU. A collective.
+        chose for it, the current one, and no two ranks share a GPU; ImportError on every
+        rank when one of them lacks NCCL (nccl_problem). A collective.
 
         A network created before the context is on whichever GPU was current then,
         typically GPU 0 on every rank; NCCL runs on the current device, one GPU per rank.
@@ -167,8 +185,16 @@ class Distributed:
             )
         # every rank learns of every problem, so that all raise alike instead of some waiting
         views = self.comm.allgather(
-            (misplaced, self._mpi.Get_processor_name(), cupy.cuda.Device(gpu).pci_bus_id)
+            (
+                misplaced,
+                self._mpi.Get_processor_name(),
+                cupy.cuda.Device(gpu).pci_bus_id,
+                self.nccl_problem,
+            )
         )
+        missing = sorted({nccl for *_, nccl in views if nccl is not None})
+        if missing:
+            raise ImportError(f"GPU ranks all-reduce with NCCL: {'; '.join(missing)}")
         problems = [problem for problem, *_ in views if problem is not None]
         if problems:
             raise ValueError(
@@ -176,7 +202,7 @@ class Distributed:
                 f"(Distributed.from_mpi()) before the Network, so that the network is "
                 f"allocated on the rank's own GPU"
             )
-        check_one_gpu_per_rank([(machine, bus) for _, machine, bus in views])
+        check_one_gpu_per_rank([(machine, bus) for _, machine, bus, _ in views])
 
     def shard(self, m: int) -> slice:
         """This rank's contiguous part of m examples, [⌊r·m/K⌋, ⌊(r+1)·m/K⌋)."""
@@ -191,6 +217,8 @@ class Distributed:
         if array_module(grads) is np:
             self.comm.Allreduce(self._mpi.IN_PLACE, grads, op=self._mpi.SUM)
             return
+        if self.nccl_problem is not None:
+            raise ImportError(f"GPU ranks all-reduce with NCCL: {self.nccl_problem}")
         import cupy
         from cupy.cuda import nccl
 

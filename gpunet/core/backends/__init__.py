@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from .base import Backend
-from .cupy_backend import CupyBackend, cupy_unavailable
+from .cupy_backend import CupyBackend
 from .numpy_backend import NumpyBackend
+from .probe import cupy_unavailable
 
 BACKENDS = ("auto", "numpy", "cupy")
 
@@ -30,4 +31,11 @@ def select_backend(name: str = "auto") -> tuple[Backend, str]:
     return backend, f"cupy (auto: found {backend.describe()['device']})"
 
 
-__all__ = ["Backend", "BackendUnavailableError", "CupyBackend", "NumpyBackend", "select_backend"]
+__all__ = [
+    "Backend",
+    "BackendUnavailableError",
+    "CupyBackend",
+    "NumpyBackend",
+    "cupy_unavailable",
+    "select_backend",
+]

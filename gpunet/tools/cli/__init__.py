@@ -13,6 +13,7 @@ from ...train.history import DivergenceError
 from .bench import BENCH
 from .check import GRADCHECK
 from .common import Command
+from .doctor import DOCTOR
 from .draw import GRAPH, PLOT
 from .explain import EXPLAIN
 from .info import INFO
@@ -31,6 +32,7 @@ COMMANDS: tuple[Command, ...] = (
     JACOBIANS,
     PASSES,
     INFO,
+    DOCTOR,
 )
 
 
