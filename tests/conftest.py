@@ -139,13 +139,6 @@ def assert_params_equal(before, after) -> None:
         np.testing.assert_array_equal(x, y)
 
 
-def usable_backends() -> list[str]:
-    """The backends this machine runs: numpy, and cupy where a GPU is usable."""
-    from gpunet.core.backends import cupy_unavailable
-
-    return ["numpy"] + (["cupy"] if cupy_unavailable() is None else [])
-
-
 def valid_pairs() -> list[tuple[str, str]]:
     """Every (output activation, cost) pair the library accepts."""
     from gpunet.core.activations import ACTIVATIONS
