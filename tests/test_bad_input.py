@@ -26,7 +26,7 @@ def rejects(net, call, error, pattern):
 
 @pytest.fixture
 def net():
-    return gpunet.Network([3, 4, 2], "sigmoid", dtype="float64", seed=0)
+    return gpunet.Network([3, 4, 2], "sigmoid", dtype="float64", seed=0, backend="numpy")
 
 
 X_GOOD = np.arange(15, dtype=float).reshape(5, 3) / 10
@@ -113,7 +113,7 @@ def test_targets_outside_unit_interval_for_cross_entropy(net):
 
 
 def test_log_likelihood_softmax_needs_rows_summing_to_one():
-    net = gpunet.Network([3, 2], "softmax", dtype="float64", seed=0)
+    net = gpunet.Network([3, 2], "softmax", dtype="float64", seed=0, backend="numpy")
     Y = np.array([[1.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [0.0, 0.0]])
     rejects(
         net,
@@ -132,7 +132,7 @@ def test_log_likelihood_softmax_needs_rows_summing_to_one():
 def test_float64_values_that_overflow_a_float32_network_are_rejected():
     """X is checked for inf before it is cast to the network's dtype: 1e300 passes the check and
     becomes inf in a float32 network."""
-    net = gpunet.Network([3, 4, 2], "sigmoid", dtype="float32", seed=0)
+    net = gpunet.Network([3, 4, 2], "sigmoid", dtype="float32", seed=0, backend="numpy")
     X = X_GOOD.copy()
     X[0, 0] = 1e300
     rejects(net, lambda: CALLS["fit"](net, X, Y_GOOD), ValueError, r"\bX\b")
@@ -184,7 +184,7 @@ def test_dtype_as_numpy_users_write_it(dtype):
 
 @pytest.mark.parametrize("output", ["softmax", "relu", "identity", "tanh"])
 def test_cross_entropy_needs_sigmoid_output(output):
-    net = gpunet.Network([3, 2], output, dtype="float64", seed=0)
+    net = gpunet.Network([3, 2], output, dtype="float64", seed=0, backend="numpy")
     Y = np.eye(2)[Y_GOOD]
     for call in (
         lambda: net.fit(
@@ -198,7 +198,7 @@ def test_cross_entropy_needs_sigmoid_output(output):
 
 @pytest.mark.parametrize("output", ["relu", "identity", "tanh"])
 def test_log_likelihood_needs_probability_outputs(output):
-    net = gpunet.Network([3, 2], output, dtype="float64", seed=0)
+    net = gpunet.Network([3, 2], output, dtype="float64", seed=0, backend="numpy")
     rejects(
         net,
         lambda: net.gradients(X_GOOD, Y_GOOD, "log_likelihood"),

@@ -142,7 +142,9 @@ def test_a_raising_rank_stops_the_job_naming_it_and_the_checkpoint_resumes_exact
     assert failed.returncode != 0
     assert "rank 1 of 2 failed: RuntimeError: injected failure" in failed.stderr
     assert not (tmp_path / "result.npz").exists()
-    assert gpunet.load(checkpoint).n_parameters == mpi_worker.network().n_parameters
+    assert (
+        gpunet.load(checkpoint, backend="numpy").n_parameters == mpi_worker.network().n_parameters
+    )
 
     resumed = worker(2, "train", tmp_path, *options, "--resume")
     assert resumed.returncode == 0, resumed.stderr
@@ -197,7 +199,10 @@ def test_gpunet_train_under_mpiexec_equals_one_process(tmp_path, capsys):
     alone = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert alone["ranks"] == 1
     assert report["test_cost"] == pytest.approx(alone["test_cost"], rel=1e-10)
-    two, one = gpunet.load(tmp_path / "two.npz"), gpunet.load(tmp_path / "one.npz")
+    two, one = (
+        gpunet.load(tmp_path / "two.npz", backend="numpy"),
+        gpunet.load(tmp_path / "one.npz", backend="numpy"),
+    )
     np.testing.assert_allclose(two.params, one.params, rtol=1e-10, atol=1e-12)
 
 
@@ -236,7 +241,7 @@ def test_bad_arguments_are_refused_before_mpi_starts(small_data, monkeypatch, op
 
     monkeypatch.setattr(Distributed, "_join", classmethod(join))
     X, y, _ = small_data
-    net = gpunet.Network([3, 2], "softmax", seed=0)
+    net = gpunet.Network([3, 2], "softmax", seed=0, backend="numpy")
     settings = {"epochs": 1, "batch_size": 2, "lr": 0.1, "distributed": True, **options}
     with pytest.raises(TypeError, match=message):
         net.fit(X, y, **settings)
@@ -244,7 +249,7 @@ def test_bad_arguments_are_refused_before_mpi_starts(small_data, monkeypatch, op
 
 def test_distributed_must_be_a_flag_or_a_context(small_data):
     X, y, _ = small_data
-    net = gpunet.Network([3, 2], "softmax", seed=0)
+    net = gpunet.Network([3, 2], "softmax", seed=0, backend="numpy")
     with pytest.raises(TypeError, match="distributed must be True, False, None or a Distributed"):
         net.fit(X, y, epochs=1, batch_size=2, lr=0.1, distributed="yes")
 
@@ -300,7 +305,7 @@ def test_fit_closes_the_context_it_made_and_not_one_given(small_data, monkeypatc
 
     monkeypatch.setattr(Distributed, "_join", classmethod(join))
     monkeypatch.setattr(Distributed, "close", lambda self: closed.append(self))
-    net = gpunet.Network([3, 2], "softmax", seed=0)
+    net = gpunet.Network([3, 2], "softmax", seed=0, backend="numpy")
     net.fit(X, y, epochs=1, batch_size=2, lr=0.1, progress=False, distributed=True)
     assert len(made) == 1 and closed == made
     assert made[0].comm.freed == [True]  # the communicator of the machine's ranks, at once

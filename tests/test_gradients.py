@@ -90,7 +90,11 @@ def test_gradcheck_every_valid_triple(hidden, output, cost, depth):
         rng = seeded_rng(hidden, output, cost, depth, m)
         sizes = [3] + [4] * depth + [3]
         net = gpunet.Network(
-            sizes, [hidden] * depth + [output], dtype="float64", seed=int(rng.integers(2**31))
+            sizes,
+            [hidden] * depth + [output],
+            dtype="float64",
+            seed=int(rng.integers(2**31)),
+            backend="numpy",
         )
         X = rng.standard_normal((m, 3))
         Y = make_targets(rng, cost, output, m, 3)
@@ -101,7 +105,7 @@ def test_gradcheck_every_valid_triple(hidden, output, cost, depth):
 def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
     """gradcheck must be able to fail: break BP1's seed and the error must be large."""
     rng = seeded_rng("broken")
-    net = gpunet.Network([3, 4, 2], ["tanh", "identity"], dtype="float64", seed=0)
+    net = gpunet.Network([3, 4, 2], ["tanh", "identity"], dtype="float64", seed=0, backend="numpy")
     X, Y = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
     assert gpunet.gradcheck(net, X, Y, "quadratic") < 1e-6
     quadratic = COSTS["quadratic"]
@@ -123,7 +127,11 @@ def test_gradcheck_no_false_alarm_when_backprop_is_right():
     gradient that is right (checked here independently with a step suited to float64)."""
     rng = seeded_rng("softmax", "softmax", "quadratic", 3, 17)
     net = gpunet.Network(
-        [3, 4, 4, 4, 3], ["softmax"] * 4, dtype="float64", seed=int(rng.integers(2**31))
+        [3, 4, 4, 4, 3],
+        ["softmax"] * 4,
+        dtype="float64",
+        seed=int(rng.integers(2**31)),
+        backend="numpy",
     )
     X = rng.standard_normal((17, 3))
     Y = make_targets(rng, "quadratic", "softmax", 17, 3)
@@ -151,7 +159,7 @@ def test_gradcheck_no_false_alarm_when_backprop_is_right():
 def test_gradients_match_own_central_differences(activations, cost):
     rng = seeded_rng("own", activations, cost)
     sizes = [4] + [5] * (len(activations) - 1) + [3]
-    net = gpunet.Network(sizes, activations, dtype="float64", seed=7)
+    net = gpunet.Network(sizes, activations, dtype="float64", seed=7, backend="numpy")
     X = rng.standard_normal((6, 4))
     Y = make_targets(rng, cost, activations[-1], 6, 3)
     backprop = flat_gradients(net, X, Y, cost)
@@ -164,7 +172,7 @@ def test_gradients_match_own_central_differences(activations, cost):
 def test_gradients_are_for_the_batch_mean_cost():
     """Costs are means: repeating every example leaves the cost and gradients unchanged."""
     rng = seeded_rng("mean")
-    net = gpunet.Network([3, 4, 2], "sigmoid", dtype="float64", seed=1)
+    net = gpunet.Network([3, 4, 2], "sigmoid", dtype="float64", seed=1, backend="numpy")
     X, Y = rng.standard_normal((5, 3)), rng.random((5, 2))
     twice_X, twice_Y = np.vstack([X, X]), np.vstack([Y, Y])
     np.testing.assert_allclose(net.cost(X, Y), net.cost(twice_X, twice_Y), rtol=1e-12)
@@ -181,7 +189,9 @@ def test_gradients_are_for_the_batch_mean_cost():
 def test_gradients_match_explicit_matrix_backprop():
     """BP1–BP4 written out with explicit matrices for a 3-layer tanh/softmax/log-likelihood net."""
     rng = seeded_rng("explicit")
-    net = gpunet.Network([4, 6, 5, 3], ["tanh", "tanh", "softmax"], dtype="float64", seed=3)
+    net = gpunet.Network(
+        [4, 6, 5, 3], ["tanh", "tanh", "softmax"], dtype="float64", seed=3, backend="numpy"
+    )
     X = rng.standard_normal((7, 4))
     y = rng.integers(0, 3, size=7)
     Y = np.eye(3)[y]
@@ -215,7 +225,7 @@ def test_gradients_match_explicit_matrix_backprop():
 @settings(max_examples=40, deadline=None, derandomize=True)
 def test_one_neuron_chain_matches_hand_derivation(params, x, y):
     w1, b1, w2, b2 = params
-    net = gpunet.Network([1, 1, 1], "sigmoid", dtype="float64", seed=0)
+    net = gpunet.Network([1, 1, 1], "sigmoid", dtype="float64", seed=0, backend="numpy")
     net.set_params([np.array([[w1]]), np.array([[w2]])], [np.array([b1]), np.array([b2])])
     s = lambda z: 1 / (1 + math.exp(-z))  # noqa: E731
     ds = lambda z: s(z) * (1 - s(z))  # noqa: E731
@@ -384,7 +394,7 @@ def strict():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_sigmoid_and_softmax_outputs_at_huge_logits(dtype):
     X = np.ones((2, 2))
-    net = gpunet.Network([2, 3], "sigmoid", dtype=dtype, seed=0)
+    net = gpunet.Network([2, 3], "sigmoid", dtype=dtype, seed=0, backend="numpy")
     net.set_params([np.zeros((3, 2))], [np.array([1000.0, -1000.0, 0.0])])
     with warnings.catch_warnings(), strict():
         warnings.simplefilter("error")
@@ -392,7 +402,7 @@ def test_sigmoid_and_softmax_outputs_at_huge_logits(dtype):
     assert out.dtype == np.dtype(dtype)
     np.testing.assert_array_equal(out, [[1.0, 0.0, 0.5]] * 2)
 
-    net = gpunet.Network([2, 3], "softmax", dtype=dtype, seed=0)
+    net = gpunet.Network([2, 3], "softmax", dtype=dtype, seed=0, backend="numpy")
     net.set_params([np.zeros((3, 2))], [np.array([1000.0, 0.0, -1000.0])])
     with warnings.catch_warnings(), strict():
         warnings.simplefilter("error")
@@ -433,7 +443,7 @@ def test_cost_and_gradients_finite_at_huge_logits(
     rng = seeded_rng("saturated", output, cost)
     X = rng.uniform(-1, 1, size=(m, 2))
     Y = np.tile(target, (m, 1))
-    net = gpunet.Network([2, 3], output, dtype=dtype, seed=0)
+    net = gpunet.Network([2, 3], output, dtype=dtype, seed=0, backend="numpy")
     net.set_params([np.zeros((3, 2))], [np.array(biases)])
     with warnings.catch_warnings(), strict():
         warnings.simplefilter("error")
@@ -452,7 +462,7 @@ def test_cost_and_gradients_finite_at_huge_logits(
 
 def test_training_step_at_saturation_stays_finite():
     X = np.ones((3, 2))
-    net = gpunet.Network([2, 2], "sigmoid", dtype="float32", seed=0)
+    net = gpunet.Network([2, 2], "sigmoid", dtype="float32", seed=0, backend="numpy")
     net.set_params([np.zeros((2, 2))], [np.array([1000.0, -1000.0])])
     with warnings.catch_warnings(), strict():
         warnings.simplefilter("error")

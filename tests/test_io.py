@@ -17,7 +17,7 @@ import gpunet.core.io
 
 
 def _net(dtype="float32", sizes=(4, 6, 5, 3), activations=("relu", "gelu", "softmax")):
-    return gpunet.Network(list(sizes), list(activations), dtype=dtype, seed=3)
+    return gpunet.Network(list(sizes), list(activations), dtype=dtype, seed=3, backend="numpy")
 
 
 def _fields(**overrides) -> dict:
@@ -52,7 +52,7 @@ def test_round_trip(tmp_path, dtype):
     net = _net(dtype)
     path = tmp_path / "model.npz"
     net.save(path)
-    loaded = gpunet.load(path)
+    loaded = gpunet.load(path, backend="numpy")
     assert loaded.sizes == net.sizes
     assert loaded.activation_names == net.activation_names
     assert loaded.dtype == net.dtype
@@ -97,10 +97,12 @@ def test_save_leaves_no_temporary_files_and_replaces_existing(tmp_path):
     first = _net("float64")
     first.save(path)
     assert os.listdir(tmp_path) == ["model.npz"]
-    second = gpunet.Network([4, 6, 5, 3], ["relu", "gelu", "softmax"], dtype="float64", seed=99)
+    second = gpunet.Network(
+        [4, 6, 5, 3], ["relu", "gelu", "softmax"], dtype="float64", seed=99, backend="numpy"
+    )
     second.save(path)
     assert os.listdir(tmp_path) == ["model.npz"]
-    assert_params_equal(second.get_params(), gpunet.load(path).get_params())
+    assert_params_equal(second.get_params(), gpunet.load(path, backend="numpy").get_params())
 
 
 def test_failed_save_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
@@ -115,11 +117,11 @@ def test_failed_save_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch):
 
     monkeypatch.setattr(gpunet.core.io.np, "savez", broken_savez)
     with pytest.raises(OSError, match="disk full"):
-        gpunet.Network([2, 2], seed=0).save(path)
+        gpunet.Network([2, 2], seed=0, backend="numpy").save(path)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["model.npz"]
     assert path.read_bytes() == original_bytes
-    assert_params_equal(old.get_params(), gpunet.load(path).get_params())
+    assert_params_equal(old.get_params(), gpunet.load(path, backend="numpy").get_params())
 
 
 def test_save_into_missing_directory_fails_cleanly(tmp_path):
@@ -133,7 +135,7 @@ def test_save_into_missing_directory_fails_cleanly(tmp_path):
 
 def _assert_not_a_model(path):
     with pytest.raises(ValueError) as caught:
-        gpunet.load(path)
+        gpunet.load(path, backend="numpy")
     message = str(caught.value)
     assert os.fspath(path) in message or "gpunet" in message, message
     return message
@@ -141,7 +143,7 @@ def _assert_not_a_model(path):
 
 def test_load_nonexistent_path(tmp_path):
     with pytest.raises(FileNotFoundError):
-        gpunet.load(tmp_path / "nope.npz")
+        gpunet.load(tmp_path / "nope.npz", backend="numpy")
 
 
 @pytest.mark.parametrize("keep", [0.0, 0.1, 0.5, 0.9, 0.99])
@@ -162,7 +164,7 @@ def test_load_random_bytes(tmp_path):
 def test_load_a_directory(tmp_path):
     (tmp_path / "dir.npz").mkdir()
     with pytest.raises((ValueError, IsADirectoryError, PermissionError)):
-        gpunet.load(tmp_path / "dir.npz")
+        gpunet.load(tmp_path / "dir.npz", backend="numpy")
 
 
 def test_load_plain_npy(tmp_path):
@@ -205,7 +207,7 @@ def test_load_parameter_of_wrong_shape(tmp_path):
     path = tmp_path / "model.npz"
     _write_npz(path, architecture=_architecture(), W1=np.zeros((2, 3)), b1=np.zeros(3))
     with pytest.raises(ValueError, match="shape"):
-        gpunet.load(path)
+        gpunet.load(path, backend="numpy")
 
 
 @pytest.mark.parametrize("missing", ["sizes", "activations", "dtype"])
@@ -233,7 +235,7 @@ def test_load_non_finite_parameters(tmp_path):
     path = tmp_path / "model.npz"
     _write_npz(path, architecture=_architecture(), W1=np.full((3, 2), np.nan), b1=np.zeros(3))
     with pytest.raises(ValueError):
-        gpunet.load(path)
+        gpunet.load(path, backend="numpy")
 
 
 _UNPICKLED = []

@@ -22,7 +22,7 @@ ACTIVATION_STACKS = [
 
 
 def test_shapes_of_weights_and_biases():
-    net = gpunet.Network([5, 4, 3, 2], "sigmoid", seed=0)
+    net = gpunet.Network([5, 4, 3, 2], "sigmoid", seed=0, backend="numpy")
     assert [w.shape for w in net.weights] == [(4, 5), (3, 4), (2, 3)]
     assert [b.shape for b in net.biases] == [(4,), (3,), (2,)]
     weights, biases = net.get_params()
@@ -33,9 +33,12 @@ def test_shapes_of_weights_and_biases():
 
 
 def test_one_activation_name_applies_to_every_layer_and_a_list_per_layer():
-    assert gpunet.Network([3, 4, 5, 2], "tanh", seed=0).activation_names == ["tanh"] * 3
+    assert (
+        gpunet.Network([3, 4, 5, 2], "tanh", seed=0, backend="numpy").activation_names
+        == ["tanh"] * 3
+    )
     names = ["relu", "gelu", "softmax"]
-    assert gpunet.Network([3, 4, 5, 2], names, seed=0).activation_names == names
+    assert gpunet.Network([3, 4, 5, 2], names, seed=0, backend="numpy").activation_names == names
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -43,7 +46,7 @@ def test_one_activation_name_applies_to_every_layer_and_a_list_per_layer():
 def test_forward_equals_direct_numpy(activations, dtype):
     rng = seeded_rng("forward", activations, dtype)
     sizes = [6] + [5] * (len(activations) - 1) + [4]
-    net = gpunet.Network(sizes, activations, dtype=dtype, seed=3)
+    net = gpunet.Network(sizes, activations, dtype=dtype, seed=3, backend="numpy")
     X = rng.standard_normal((9, 6))
     out = net.forward(X)
     assert out.shape == (9, 4)
@@ -56,7 +59,7 @@ def test_forward_equals_direct_numpy(activations, dtype):
 def test_calls_do_not_modify_their_inputs(small_data):
     X, y, Y = small_data
     copies = X.copy(), y.copy(), Y.copy()
-    net = gpunet.Network([3, 4, 2], "relu", dtype="float64", seed=0)
+    net = gpunet.Network([3, 4, 2], "relu", dtype="float64", seed=0, backend="numpy")
     net.forward(X)
     net.gradients(X, y, "quadratic")
     net.evaluate(X, Y, "quadratic")
@@ -67,7 +70,7 @@ def test_calls_do_not_modify_their_inputs(small_data):
 
 def test_predict_is_argmax_of_forward():
     rng = seeded_rng("predict")
-    net = gpunet.Network([6, 8, 5], ["tanh", "softmax"], dtype="float64", seed=1)
+    net = gpunet.Network([6, 8, 5], ["tanh", "softmax"], dtype="float64", seed=1, backend="numpy")
     X = rng.standard_normal((40, 6))
     labels = net.predict(X)
     np.testing.assert_array_equal(labels, np.argmax(net.forward(X), axis=1))
@@ -87,7 +90,7 @@ def test_predict_is_argmax_of_forward():
 )
 def test_evaluate_matches_direct_computation(activations, cost, natural):
     rng = seeded_rng("evaluate", activations, cost)
-    net = gpunet.Network([5, 7, 4], activations, dtype="float64", seed=2)
+    net = gpunet.Network([5, 7, 4], activations, dtype="float64", seed=2, backend="numpy")
     X = rng.standard_normal((30, 5))
     y = rng.integers(0, 4, size=30)
     result = net.evaluate(X, y, cost)
@@ -103,7 +106,7 @@ def test_evaluate_matches_direct_computation(activations, cost, natural):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_integer_labels_and_one_hot_give_identical_cost_and_gradients(cost, dtype):
     rng = seeded_rng("labels", cost, dtype)
-    net = gpunet.Network([4, 6, 3], ["sigmoid", "softmax"], dtype=dtype, seed=5)
+    net = gpunet.Network([4, 6, 3], ["sigmoid", "softmax"], dtype=dtype, seed=5, backend="numpy")
     X = rng.standard_normal((11, 4))
     y = rng.integers(0, 3, size=11)
     one_hot = np.eye(3)[y]
@@ -117,7 +120,7 @@ def test_integer_labels_and_one_hot_give_identical_cost_and_gradients(cost, dtyp
 @pytest.mark.parametrize("cost", ["cross_entropy", "quadratic"])
 def test_single_sigmoid_output_binary_classification(cost):
     rng = seeded_rng("binary", cost)
-    net = gpunet.Network([2, 5, 1], "sigmoid", dtype="float64", seed=4)
+    net = gpunet.Network([2, 5, 1], "sigmoid", dtype="float64", seed=4, backend="numpy")
     X = rng.standard_normal((50, 2))
     y = rng.integers(0, 2, size=50)
     out = net.forward(X)
@@ -137,7 +140,7 @@ def test_single_sigmoid_output_binary_classification(cost):
 
 def test_regression_targets_give_accuracy_none():
     rng = seeded_rng("regression")
-    net = gpunet.Network([3, 4, 2], ["tanh", "identity"], dtype="float64", seed=0)
+    net = gpunet.Network([3, 4, 2], ["tanh", "identity"], dtype="float64", seed=0, backend="numpy")
     X = rng.standard_normal((8, 3))
     Y = rng.standard_normal((8, 2))
     result = net.evaluate(X, Y, "quadratic")
@@ -149,20 +152,20 @@ def test_regression_targets_give_accuracy_none():
 
 
 def test_seeds_are_reproducible():
-    a = gpunet.Network([5, 6, 3], "sigmoid", seed=42)
-    b = gpunet.Network([5, 6, 3], "sigmoid", seed=42)
-    c = gpunet.Network([5, 6, 3], "sigmoid", seed=43)
+    a = gpunet.Network([5, 6, 3], "sigmoid", seed=42, backend="numpy")
+    b = gpunet.Network([5, 6, 3], "sigmoid", seed=42, backend="numpy")
+    c = gpunet.Network([5, 6, 3], "sigmoid", seed=43, backend="numpy")
     assert_params_equal(a.get_params(), b.get_params())
     assert not np.array_equal(a.get_params()[0][0], c.get_params()[0][0])
     # drawn on the host in float64: the float32 net holds the same numbers, rounded
-    d = gpunet.Network([5, 6, 3], "sigmoid", seed=42, dtype="float64")
+    d = gpunet.Network([5, 6, 3], "sigmoid", seed=42, dtype="float64", backend="numpy")
     for x, y in zip(all_arrays(a.get_params()), all_arrays(d.get_params())):
         np.testing.assert_array_equal(x, y.astype(np.float32))
 
 
 def test_no_seed_gives_different_networks():
-    a = gpunet.Network([20, 20], "sigmoid")
-    b = gpunet.Network([20, 20], "sigmoid")
+    a = gpunet.Network([20, 20], "sigmoid", backend="numpy")
+    b = gpunet.Network([20, 20], "sigmoid", backend="numpy")
     assert not np.array_equal(a.get_params()[0][0], b.get_params()[0][0])
 
 
@@ -177,7 +180,9 @@ def test_no_seed_gives_different_networks():
 )
 def test_init_has_documented_std(init, weight_std, bias_std):
     n_in, n_out = 400, 2500  # a million weights: the sample std is within ~0.1%
-    net = gpunet.Network([n_in, n_out], "sigmoid", init=init, seed=0, dtype="float64")
+    net = gpunet.Network(
+        [n_in, n_out], "sigmoid", init=init, seed=0, dtype="float64", backend="numpy"
+    )
     (w,), (b,) = net.get_params()
     want = weight_std(n_in, n_out)
     assert w.std() == pytest.approx(want, rel=0.01)
@@ -192,7 +197,7 @@ def test_init_has_documented_std(init, weight_std, bias_std):
 def test_forward_predict_evaluate_on_more_rows_than_chunk():
     rng = seeded_rng("chunk")
     m = 2 * network.CHUNK + 37
-    net = gpunet.Network([5, 4, 3], ["tanh", "softmax"], dtype="float64", seed=0)
+    net = gpunet.Network([5, 4, 3], ["tanh", "softmax"], dtype="float64", seed=0, backend="numpy")
     X = rng.standard_normal((m, 5))
     y = rng.integers(0, 3, size=m)
     out = net.forward(X)
@@ -211,7 +216,7 @@ def test_forward_predict_evaluate_on_more_rows_than_chunk():
 
 def test_float32_network_stays_float32_with_float64_input():
     rng = seeded_rng("float32")
-    net = gpunet.Network([4, 5, 3], "sigmoid", dtype="float32", seed=0)
+    net = gpunet.Network([4, 5, 3], "sigmoid", dtype="float32", seed=0, backend="numpy")
     X = rng.standard_normal((20, 4))  # float64
     y = rng.integers(0, 3, size=20)
     assert X.dtype == np.float64
@@ -228,7 +233,7 @@ def test_float32_network_stays_float32_with_float64_input():
 
 def test_float64_network_trains_in_float64():
     rng = seeded_rng("float64")
-    net = gpunet.Network([4, 5, 3], "sigmoid", dtype="float64", seed=0)
+    net = gpunet.Network([4, 5, 3], "sigmoid", dtype="float64", seed=0, backend="numpy")
     X = rng.standard_normal((30, 4)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0).astype(int)
     before = net.cost(X, y)
@@ -240,7 +245,7 @@ def test_float64_network_trains_in_float64():
 
 def test_get_params_set_params_round_trip_and_copies():
     rng = seeded_rng("params")
-    net = gpunet.Network([3, 4, 2], "sigmoid", dtype="float64", seed=0)
+    net = gpunet.Network([3, 4, 2], "sigmoid", dtype="float64", seed=0, backend="numpy")
     weights = [rng.standard_normal((4, 3)), rng.standard_normal((2, 4))]
     biases = [rng.standard_normal(4), rng.standard_normal(2)]
     net.set_params(weights, biases)
@@ -257,13 +262,13 @@ def test_get_params_set_params_round_trip_and_copies():
     _, a = reference_forward(*net.get_params(), ["sigmoid", "sigmoid"], X)
     np.testing.assert_allclose(net.forward(X), a.T, rtol=1e-12)
     # another network given these parameters is the same function
-    other = gpunet.Network([3, 4, 2], "sigmoid", dtype="float64", seed=99)
+    other = gpunet.Network([3, 4, 2], "sigmoid", dtype="float64", seed=99, backend="numpy")
     other.set_params(*net.get_params())
     np.testing.assert_array_equal(other.forward(X), net.forward(X))
 
 
 def test_set_params_converts_to_the_network_dtype():
-    net = gpunet.Network([2, 2], "sigmoid", dtype="float32", seed=0)
+    net = gpunet.Network([2, 2], "sigmoid", dtype="float32", seed=0, backend="numpy")
     net.set_params([np.full((2, 2), 0.1)], [np.array([1.0, 2.0])])
     (w,), (b,) = net.get_params()
     assert w.dtype == np.float32 and b.dtype == np.float32
@@ -279,7 +284,7 @@ def test_set_params_converts_to_the_network_dtype():
 def test_forward_shape_and_reference_for_random_architectures(sizes, m, seed):
     rng = np.random.default_rng(seed)
     names = ["tanh"] * (len(sizes) - 2) + ["sigmoid"]
-    net = gpunet.Network(sizes, names, dtype="float64", seed=seed)
+    net = gpunet.Network(sizes, names, dtype="float64", seed=seed, backend="numpy")
     X = rng.standard_normal((m, sizes[0]))
     out = net.forward(X)
     assert out.shape == (m, sizes[-1])

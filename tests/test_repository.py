@@ -64,3 +64,23 @@ def test_no_tracked_file_holds_a_machine_path():
     assert not found, "absolute paths of a machine (write them relative to the checkout):\n" + (
         "\n".join(found)
     )
+
+
+def test_tests_choose_their_backend():
+    # backend="auto" is CuPy on a GPU host: a test that compares with NumPy must say numpy
+    # (or take the `backend` fixture), or the suite fails there (the one test of auto aside)
+    import ast
+
+    made = ("gpunet.Network", "Network", "gpunet.load", "gpunet.from_torch")
+    unchosen = []
+    for path in sorted(ROOT.joinpath("tests").glob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        lines = source.splitlines()
+        for node in ast.walk(ast.parse(source)):
+            if not (isinstance(node, ast.Call) and ast.unparse(node.func) in made):
+                continue
+            if any(k.arg in ("backend", None) for k in node.keywords):
+                continue
+            if "auto is the default" not in lines[node.lineno - 1]:
+                unchosen.append(f"{path.name}:{node.lineno}")
+    assert not unchosen, f"networks built with backend='auto' by default: {unchosen}"

@@ -148,10 +148,14 @@ def test_time_steps_rotates_batches_and_syncs_inside_the_clock():
 def test_same_footing_matches_threads_and_restores_them():
     torch = pytest.importorskip("torch", reason="PyTorch is not installed")
     torch.set_num_threads(1)
+    before = torch.backends.cuda.matmul.fp32_precision
     with machine.same_footing("numpy", tf32=False):
         assert torch.get_num_threads() == bench.blas_threads()
-        assert torch.backends.cuda.matmul.allow_tf32 is False
+        assert torch.backends.cuda.matmul.fp32_precision == "ieee"
+    with machine.same_footing("numpy", tf32=True):
+        assert torch.backends.cuda.matmul.fp32_precision == "tf32"
     assert torch.get_num_threads() == 1
+    assert torch.backends.cuda.matmul.fp32_precision == before
 
 
 def small_settings(**changes) -> bench.Settings:

@@ -25,7 +25,7 @@ def digits_split():
 
 def test_digits_reaches_95_percent(digits_split):
     X_train, y_train, X_test, y_test = digits_split
-    net = gpunet.Network([64, 64, 10], "sigmoid", seed=0)
+    net = gpunet.Network([64, 64, 10], "sigmoid", seed=0, backend="numpy")
     started = time.perf_counter()
     history = net.fit(
         X_train,
@@ -47,7 +47,7 @@ def test_digits_reaches_95_percent(digits_split):
 
 def test_digits_relu_softmax_reaches_95_percent(digits_split):
     X_train, y_train, X_test, y_test = digits_split
-    net = gpunet.Network([64, 64, 10], ["relu", "softmax"], init="he", seed=0)
+    net = gpunet.Network([64, 64, 10], ["relu", "softmax"], init="he", seed=0, backend="numpy")
     net.fit(X_train, y_train, epochs=12, batch_size=10, lr=0.1, seed=0, progress=False)
     assert net.evaluate(X_test, y_test)["accuracy"] >= 0.95
 
@@ -56,7 +56,7 @@ def test_digits_relu_softmax_reaches_95_percent(digits_split):
 def test_mnist_nielsen_settings(shared_mnist):
     X, y = datasets.mnist(shared_mnist, split="test")
     assert X.shape == (10000, 784) and y.shape == (10000,)
-    net = gpunet.Network([784, 30, 10], "sigmoid", seed=0)
+    net = gpunet.Network([784, 30, 10], "sigmoid", seed=0, backend="numpy")
     history = net.fit(
         X[:8000],
         y[:8000],
@@ -95,7 +95,7 @@ def _classification_data(key, m=40, n_in=4, n_classes=3):
 def test_history_keys_lengths_and_final_validation_metrics():
     X, y = _classification_data("history")
     X_val, y_val = _classification_data("history-val", m=15)
-    net = gpunet.Network([4, 6, 3], ["tanh", "softmax"], dtype="float64", seed=0)
+    net = gpunet.Network([4, 6, 3], ["tanh", "softmax"], dtype="float64", seed=0, backend="numpy")
     history = net.fit(
         X, y, epochs=4, batch_size=8, lr=0.2, progress=False, seed=1, validation=(X_val, y_val)
     )
@@ -113,7 +113,7 @@ def test_history_keys_lengths_and_final_validation_metrics():
 
 def test_history_without_validation_or_labels():
     X, y = _classification_data("history-plain")
-    net = gpunet.Network([4, 3], "softmax", seed=0)
+    net = gpunet.Network([4, 3], "softmax", seed=0, backend="numpy")
     assert set(net.fit(X, y, epochs=2, batch_size=8, lr=0.1, progress=False)) == {
         "cost",
         "accuracy",
@@ -134,7 +134,7 @@ def test_history_without_validation_or_labels():
 
 def test_validation_given_as_a_list_pair():
     X, y = _classification_data("validation-list")
-    net = gpunet.Network([4, 3], "softmax", seed=0)
+    net = gpunet.Network([4, 3], "softmax", seed=0, backend="numpy")
     history = net.fit(X, y, epochs=1, batch_size=8, lr=0.1, progress=False, validation=[X, y])
     assert history["validation_cost"][0] == pytest.approx(net.evaluate(X, y)["cost"], rel=1e-6)
 
@@ -143,7 +143,7 @@ def test_one_batch_epoch_records_cost_before_the_step():
     """With one mini-batch per epoch, the epoch's training cost and accuracy are those of the
     parameters the step started from."""
     X, y = _classification_data("one-batch")
-    net = gpunet.Network([4, 5, 3], "sigmoid", dtype="float64", seed=0)
+    net = gpunet.Network([4, 5, 3], "sigmoid", dtype="float64", seed=0, backend="numpy")
     before = net.evaluate(X, y, "cross_entropy")
     history = net.fit(
         X, y, epochs=1, batch_size=len(X), lr=0.1, cost="cross_entropy", progress=False
@@ -155,7 +155,7 @@ def test_one_batch_epoch_records_cost_before_the_step():
 def test_callbacks_called_once_per_epoch_with_metrics():
     X, y = _classification_data("callbacks")
     calls, other = [], []
-    net = gpunet.Network([4, 3], "softmax", seed=0)
+    net = gpunet.Network([4, 3], "softmax", seed=0, backend="numpy")
     history = net.fit(
         X,
         y,
@@ -179,7 +179,7 @@ def test_callback_returning_true_stops_training():
         seen.append(epoch)
         return epoch == 2
 
-    net = gpunet.Network([4, 3], "softmax", seed=0)
+    net = gpunet.Network([4, 3], "softmax", seed=0, backend="numpy")
     history = net.fit(
         X, y, epochs=10, batch_size=8, lr=0.1, progress=False, callbacks=[stop_at_two]
     )
@@ -192,7 +192,7 @@ def test_callback_returning_true_stops_training():
 
 def _trained(shuffle, seed):
     X, y = _classification_data("repro")
-    net = gpunet.Network([4, 5, 3], "sigmoid", dtype="float64", seed=0)
+    net = gpunet.Network([4, 5, 3], "sigmoid", dtype="float64", seed=0, backend="numpy")
     history = net.fit(
         X, y, epochs=2, batch_size=7, lr=0.3, shuffle=shuffle, seed=seed, progress=False
     )
@@ -224,13 +224,13 @@ def _tiny_problem():
     rng = seeded_rng("tiny")
     X = rng.standard_normal((6, 3))
     y = np.array([0, 1, 1, 0, 1, 0])
-    net = gpunet.Network([3, 4, 2], "sigmoid", dtype="float64", seed=11)
+    net = gpunet.Network([3, 4, 2], "sigmoid", dtype="float64", seed=11, backend="numpy")
     return net, X, y
 
 
 def _gradients_at(params, X, y):
     """dC/dW, dC/db at the given parameters, on a separate network (the quadratic cost)."""
-    probe = gpunet.Network([3, 4, 2], "sigmoid", dtype="float64", seed=0)
+    probe = gpunet.Network([3, 4, 2], "sigmoid", dtype="float64", seed=0, backend="numpy")
     probe.set_params(*params)
     return probe.gradients(X, y, "quadratic")
 
@@ -367,9 +367,9 @@ def test_adam_by_name_without_lr_uses_default_lr():
 def test_optimizer_reused_on_another_network_size_raises(make_optimizer):
     optimizer = make_optimizer()
     X, y = _classification_data("reuse")
-    first = gpunet.Network([4, 5, 3], "sigmoid", seed=0)
+    first = gpunet.Network([4, 5, 3], "sigmoid", seed=0, backend="numpy")
     first.fit(X, y, epochs=1, batch_size=8, optimizer=optimizer, progress=False)
-    second = gpunet.Network([4, 7, 3], "sigmoid", seed=0)
+    second = gpunet.Network([4, 7, 3], "sigmoid", seed=0, backend="numpy")
     before = second.get_params()
     with pytest.raises(ValueError, match="optimizer"):
         second.fit(X, y, epochs=1, batch_size=8, optimizer=optimizer, progress=False)
@@ -379,8 +379,8 @@ def test_optimizer_reused_on_another_network_size_raises(make_optimizer):
 def test_optimizer_reused_on_the_same_network_keeps_its_state():
     """Two fits of one epoch with one Adam equal one fit of two epochs."""
     X, y = _classification_data("same")
-    a = gpunet.Network([4, 5, 3], "sigmoid", dtype="float64", seed=0)
-    b = gpunet.Network([4, 5, 3], "sigmoid", dtype="float64", seed=0)
+    a = gpunet.Network([4, 5, 3], "sigmoid", dtype="float64", seed=0, backend="numpy")
+    b = gpunet.Network([4, 5, 3], "sigmoid", dtype="float64", seed=0, backend="numpy")
     adam = gpunet.Adam(0.01)
     for _ in range(2):
         a.fit(X, y, epochs=1, batch_size=8, optimizer=adam, shuffle=False, progress=False)
@@ -401,7 +401,9 @@ def test_the_benchmark_step_is_fits_step():
     runner = gpunet_runner(stepped, pool, stepped.cost_function(None), 0.3)
     runner.train(runner.indices(np.arange(32)))
     assert_params_equal(stepped.get_params(), fitted.get_params())
-    assert not np.array_equal(stepped.weights[0], gpunet.Network([64, 16, 10], seed=4).weights[0])
+    assert not np.array_equal(
+        stepped.weights[0], gpunet.Network([64, 16, 10], seed=4, backend="numpy").weights[0]
+    )
 
 
 # --- divergence ---------------------------------------------------------------------------
@@ -415,7 +417,7 @@ def _regression_data():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_divergence_raises_and_restores_parameters(dtype):
     X, Y = _regression_data()
-    net = gpunet.Network([3, 4, 2], ["identity", "identity"], dtype=dtype, seed=1)
+    net = gpunet.Network([3, 4, 2], ["identity", "identity"], dtype=dtype, seed=1, backend="numpy")
     snapshots = [net.get_params()]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # overflow on the way to inf is expected
@@ -448,7 +450,9 @@ def test_training_never_returns_a_diverged_network():
     X, Y = _regression_data()
     unnoticed = []
     for epochs in range(1, 7):
-        net = gpunet.Network([3, 4, 2], ["identity", "identity"], dtype="float32", seed=1)
+        net = gpunet.Network(
+            [3, 4, 2], ["identity", "identity"], dtype="float32", seed=1, backend="numpy"
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             try:

@@ -178,12 +178,14 @@ def same_footing(backend_name: str, tf32: bool) -> Iterator[None]:
     except ImportError:
         torch = None
     if torch is not None:
-        threads, allowed = torch.get_num_threads(), torch.backends.cuda.matmul.allow_tf32
+        # the current precision API (allow_tf32 is deprecated, and mixing the two raises)
+        matmul = torch.backends.cuda.matmul
+        threads, precision = torch.get_num_threads(), matmul.fp32_precision
         undo.append(lambda: torch.set_num_threads(threads))
-        undo.append(lambda: setattr(torch.backends.cuda.matmul, "allow_tf32", allowed))
+        undo.append(lambda: setattr(matmul, "fp32_precision", precision))
         if backend_name == "numpy":
             torch.set_num_threads(blas_threads())
-        torch.backends.cuda.matmul.allow_tf32 = tf32
+        matmul.fp32_precision = "tf32" if tf32 else "ieee"
     if backend_name == "cupy":
         from cupy._core import _routines_linalg as linalg
 
