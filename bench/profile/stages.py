@@ -30,7 +30,7 @@ CLOCKED = (
     "gather_rows",
     "matmul",
     "bias_activation",
-    "output_delta",
+    "output_minus_target",  # BP1, softmax + log-likelihood cancelled: one call
     "bias_gradient",
     "activation_delta",
     "sgd_update",
