@@ -60,6 +60,9 @@ def train_test_split(
     seed: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split into (X_train, y_train, X_test, y_test); unshuffled, the last samples are the test."""
+    for name, value in (("X", X), ("y", y)):
+        if not hasattr(value, "__len__"):
+            raise TypeError(f"{name} must be an array, got {type(value).__name__}")
     n = len(X)
     if len(y) != n:
         raise ValueError(f"X and y must have the same length, got {n} and {len(y)}")
@@ -149,9 +152,15 @@ def _mnist_pickle(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
             f"split must be 'train', 'validation' or 'test' for mnist.pkl.gz, got {split!r}"
         )
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        # latin1 lets Python 3 read the Python 2 byte strings that hold the array data.
-        data = _ArrayUnpickler(f, encoding="latin1").load()
+    try:
+        with opener(path, "rb") as f:
+            # latin1 lets Python 3 read the Python 2 byte strings that hold the array data.
+            data = _ArrayUnpickler(f, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, gzip.BadGzipFile, ValueError) as exc:
+        # an IDX file given in place of its directory lands here too
+        raise ValueError(
+            f"{path}: not a pickled MNIST (mnist.pkl.gz) nor a directory of IDX files ({exc})"
+        ) from exc
     if not (isinstance(data, (tuple, list)) and len(data) == 3):
         raise ValueError(f"{path}: expected a (training, validation, test) tuple")
     part = data[_PICKLE_SPLITS.index(split)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numbers
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -65,10 +66,21 @@ def check_output_path(name: str, path: Any) -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"{name} must be a str or path, got {type(path).__name__}")
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{name} {os.fspath(path)!r} is a directory, not a file to write")
     if not path.parent.is_dir():
         raise FileNotFoundError(
             f"no directory {os.fspath(path.parent)!r} to write {name} {path.name!r} in"
         )
+    # os.access says yes to root even on a read-only mount: creating a file is the real test
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise PermissionError(
+            f"cannot write {name} {os.fspath(path)!r}: {error.strerror or error}"
+        ) from None
+    os.close(descriptor)
+    os.unlink(probe)
     return path
 
 

@@ -154,6 +154,9 @@ class Network:
         """The flat buffer set_params would copy in, on this backend; errors as set_params."""
         expected_w = [w.shape for w in self.weights]
         expected_b = [b.shape for b in self.biases]
+        for kind, given in (("weights", weights), ("biases", biases)):
+            if not hasattr(given, "__len__"):
+                raise TypeError(f"{kind} must be a list of arrays, got {type(given).__name__}")
         if len(weights) != len(expected_w) or len(biases) != len(expected_b):
             raise ValueError(
                 f"expected {len(expected_w)} weight matrices and {len(expected_b)} bias vectors, "

@@ -58,6 +58,8 @@ def fit(
     the network (True joins MPI here, after the network was made, and moves nothing). With
     `checkpoint=path`, the state is saved there every `checkpoint_every` epochs (by rank
     0), and `resume=True` continues from that file as if training had never stopped.
+    If a callback raises, or training diverges (DivergenceError), the exception carries the
+    History of the epochs already done as its attribute `history`.
     """
     # every check first: a bad argument must leave the network and the optimizer untouched,
     # and must be seen before MPI starts
@@ -130,8 +132,8 @@ def train_step(
 def train(net: Any, run: Run, ctx: Distributed | None) -> History:
     """fit's loop on a checked Run: every epoch, train_step on each shuffled mini-batch, then
     the epoch's metrics, then the extensions (gpunet.train.extensions) in their order."""
-    ops, X, targets, n = net.backend, run.X, run.targets, run.X.shape[0]
-    cost, optimizer, batch_size = run.cost, run.optimizer, min(run.batch_size, n)
+    n = run.X.shape[0]
+    batch_size = min(run.batch_size, n)
     rng = np.random.default_rng(run.seed)
     history = _new_history(net, run, batch_size, ctx)
     recorder = Recorder(net, -(-n // batch_size), ctx) if run.diagnostics else None
@@ -140,24 +142,44 @@ def train(net: Any, run: Run, ctx: Distributed | None) -> History:
     # a rank that fails alone must take the job down; divergence and drift are seen by all
     collective = (DivergenceError, DistributedError)
     guard = contextlib.nullcontext() if ctx is None else ctx.abort_on_error(*collective)
-    with guard, extensions.running(first):
-        for number in range(first, run.epochs + 1):
-            extensions.before_epoch(number)
-            order = ops.asarray(rng.permutation(n) if run.shuffle else np.arange(n))
-            started = time.perf_counter()
-            sums = EpochSums(net, cost, run.labels, ctx)
-            for batch, m in _batches(order, batch_size, ctx):
-                ws = train_step(
-                    net, X, targets, batch, cost, optimizer, ctx=ctx, m=m, recorder=recorder
-                )
-                sums.add(ws, batch)
-                extensions.after_batch(m)
-            metrics, final_cost = sums.metrics(ws, n)
-            epoch = Epoch(number, metrics, time.perf_counter() - started, final_cost)
-            extensions.after_epoch(epoch)
-            if epoch.stop:
-                break
+    try:
+        with guard, extensions.running(first):
+            _epochs(net, run, ctx, rng, recorder, extensions, first)
+    except Exception as error:
+        # what was done stays reachable: the finished epochs ride on the exception
+        error.history = history  # type: ignore[attr-defined]
+        raise
     return history
+
+
+def _epochs(
+    net: Any,
+    run: Run,
+    ctx: Distributed | None,
+    rng: np.random.Generator,
+    recorder: Recorder | None,
+    extensions: Any,
+    first: int,
+) -> None:
+    """Epochs first..run.epochs of train's loop (or until an extension stops it)."""
+    ops, X, targets, n = net.backend, run.X, run.targets, run.X.shape[0]
+    cost, optimizer, batch_size = run.cost, run.optimizer, min(run.batch_size, n)
+    for number in range(first, run.epochs + 1):
+        extensions.before_epoch(number)
+        order = ops.asarray(rng.permutation(n) if run.shuffle else np.arange(n))
+        started = time.perf_counter()
+        sums = EpochSums(net, cost, run.labels, ctx)
+        for batch, m in _batches(order, batch_size, ctx):
+            ws = train_step(
+                net, X, targets, batch, cost, optimizer, ctx=ctx, m=m, recorder=recorder
+            )
+            sums.add(ws, batch)
+            extensions.after_batch(m)
+        metrics, final_cost = sums.metrics(ws, n)
+        epoch = Epoch(number, metrics, time.perf_counter() - started, final_cost)
+        extensions.after_epoch(epoch)
+        if epoch.stop:
+            break
 
 
 def _batches(order: Any, batch_size: int, ctx: Distributed | None) -> Iterator[tuple[Any, int]]:

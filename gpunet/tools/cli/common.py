@@ -25,6 +25,8 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     handler: Callable[[argparse.Namespace], int]
+    # the options (argparse dests) naming files to write: main() checks them before any work
+    outputs: tuple[str, ...] = ()
 
 
 def int_list(text: str) -> list[int]:

@@ -44,8 +44,16 @@ def graph_command(args: argparse.Namespace) -> int:
 
 
 PLOT = Command(
-    "plot", "plot training histories (from train --history)", plot_arguments, plot_command
+    "plot",
+    "plot training histories (from train --history)",
+    plot_arguments,
+    plot_command,
+    outputs=("output",),
 )
 GRAPH = Command(
-    "graph", "draw a network's forward and backward graph", graph_arguments, graph_command
+    "graph",
+    "draw a network's forward and backward graph",
+    graph_arguments,
+    graph_command,
+    outputs=("output",),
 )

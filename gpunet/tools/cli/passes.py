@@ -12,7 +12,6 @@ import numpy as np
 
 from ... import __version__
 from ...core.backends import BACKENDS
-from ...core.checks import check_output_path
 from ...core.io import write_atomically
 from ...core.parameters import DTYPES
 from ..passes import run_all, table
@@ -45,8 +44,6 @@ def passes_arguments(parser: argparse.ArgumentParser) -> None:
 
 def passes_command(args: argparse.Namespace) -> int:
     """Print the table (and write --json): every network at every batch size."""
-    if args.json:
-        check_output_path("--json", args.json)
     records = run_all(
         args.networks,
         args.batch_sizes,
@@ -83,4 +80,5 @@ PASSES = Command(
     "backprop's cost in forward passes: FLOPs counted, time measured",
     passes_arguments,
     passes_command,
+    outputs=("json",),
 )

@@ -14,7 +14,6 @@ from typing import TextIO
 from tqdm.auto import tqdm
 
 from ... import datasets
-from ...core.checks import check_output_path
 from ...core.network import Network
 from ...core.optimizers import OPTIMIZERS, SGD, Adam, Optimizer
 from ...core.parameters import DTYPES, INITS
@@ -189,10 +188,6 @@ def _write_results(
 def train_command(args: argparse.Namespace) -> int:
     # with --json, stdout carries the JSON line alone
     say = sys.stderr if args.json else sys.stdout
-    # where the results go is checked first: a typo must not cost a training run
-    for option, path in (("--save", args.save), ("--history", args.history)):
-        if path is not None:
-            check_output_path(option, path)
     ctx = Distributed.from_mpi() if args.distributed or launched_ranks() > 1 else None
     root = ctx is None or ctx.is_root
     if not root:
@@ -235,5 +230,9 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 TRAIN = Command(
-    "train", "train a network and report its test accuracy", train_arguments, train_command
+    "train",
+    "train a network and report its test accuracy",
+    train_arguments,
+    train_command,
+    outputs=("save", "history", "checkpoint"),
 )
