@@ -139,6 +139,12 @@ def assert_params_equal(before, after) -> None:
         np.testing.assert_array_equal(x, y)
 
 
+def classification_data(key, m=40, n_in=4, n_classes=3):
+    """(X, labels): m seeded normal rows of n_in features and labels 0..n_classes − 1."""
+    rng = seeded_rng(key)
+    return rng.standard_normal((m, n_in)), rng.integers(0, n_classes, size=m)
+
+
 def valid_pairs() -> list[tuple[str, str]]:
     """Every (output activation, cost) pair the library accepts."""
     from gpunet.core.activations import ACTIVATIONS
