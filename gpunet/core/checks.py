@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .io import check_target, temporary_path
+
 
 def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
     """A finite real number > 0 (or >= 0), returned as a Python float."""
@@ -60,16 +62,30 @@ def check_flag(name: str, value: Any) -> bool:
     return value
 
 
-def check_output_path(name: str, path: Any) -> Path:
-    """A str or os.PathLike naming a file to write in an existing directory, as a Path."""
-    if not isinstance(path, (str, os.PathLike)):
+def check_output_path(name: str, path: Any, *, suffix: str | None = None) -> Path:
+    """A str or os.PathLike naming a file this process can write, as a Path, ending in
+    `suffix` when one is given.
+
+    Not a directory nor a device, in an existing directory where a file can be created: that
+    is tried (a temporary is made and removed), since permission bits do not tell for root,
+    on a read-only mount or under /proc. The errors are those of io.check_target, and
+    the OSError of the try (PermissionError, ...), each naming the argument.
+    """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
         raise TypeError(f"{name} must be a str or path, got {type(path).__name__}")
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"no directory {os.fspath(path.parent)!r} to write {name} {path.name!r} in"
-        )
-    return path
+    if suffix is not None and Path(path).suffix.lower() != suffix:
+        raise ValueError(f"{name} must end in {suffix}, got {os.fspath(path)!r}")
+    target = check_target(name, path)
+    probe = temporary_path(target)
+    try:
+        probe.open("xb").close()
+    except OSError as error:
+        raise type(error)(
+            f"{name} {os.fspath(path)!r} cannot be written: {error.strerror or error} in "
+            f"{os.fspath(target.parent)!r}; choose a directory you can write to"
+        ) from None
+    probe.unlink()
+    return Path(path)
 
 
 def array_module(x: Any) -> Any:
@@ -144,12 +160,13 @@ def check_features(X: Any, n_inputs: int, dtype: Any, name: str = "X") -> Any:
 
 
 def check_targets(
-    Y: Any, m: int, n_outputs: int, cost: Any, output: str, name: str = "Y"
+    Y: Any, m: int, n_outputs: int, cost: Any, output: str, dtype: Any, name: str = "Y"
 ) -> tuple[Any, Any]:
-    """Y as (targets of shape (m, n_outputs), integer labels or None).
+    """Y as (targets of shape (m, n_outputs) in dtype, integer labels or None).
 
-    Y may be integer class labels of shape (m,) or targets of shape (m, n_outputs);
-    labels are derived from one-hot targets so that accuracy can be reported.
+    Y may be integer class labels of shape (m,) or targets of shape (m, n_outputs), with
+    no NaN or inf after the cast to dtype (as check_features); labels are derived from
+    one-hot targets so that accuracy can be reported.
     """
     Y = _as_numeric(name, Y)
     xp = array_module(Y)
@@ -172,9 +189,11 @@ def check_targets(
             labels[:, None] if n_outputs == 1 else xp.eye(n_outputs, dtype=np.float32)[labels]
         )  # 0 and 1 are exact
     elif Y.ndim == 2 and Y.shape[1] == n_outputs:
-        if not bool(xp.isfinite(Y).all()):
-            raise ValueError(f"{name} contains NaN or inf")
-        targets = Y
+        # a float64 beyond float32's range would become inf in a float32 network
+        with np.errstate(over="ignore"):
+            targets = Y.astype(dtype, copy=False)
+        if not bool(xp.isfinite(targets).all()):
+            raise ValueError(f"{name} contains NaN or inf (as {np.dtype(dtype).name})")
         binary = bool(((Y == 0) | (Y == 1)).all())
         if binary and n_outputs == 1:
             labels = Y[:, 0].astype(np.int64)

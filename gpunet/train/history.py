@@ -7,13 +7,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..core.io import write_atomically
+from ..core.io import reading, write_atomically
 
 HISTORY_FORMAT = "gpunet-history-1"
 
 
 class DivergenceError(FloatingPointError):
-    """Training produced a non-finite cost; the parameters are those from before that epoch."""
+    """Training diverged: an epoch's cost was not finite, or exploded (see
+    gpunet.train.extensions.Divergence); the parameters are those from before that epoch.
+
+    Like any exception out of fit, it carries the History of the finished epochs as its
+    attribute `history`.
+    """
 
 
 class History(dict):
@@ -52,8 +57,9 @@ class History(dict):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> History:
-        """A History read from a file written by `save`; ValueError for anything else."""
-        try:
+        """A History read from a file written by `save`; FileFormatError (a ValueError) for
+        anything else, OSError when it cannot be read."""
+        with reading(path, "a gpunet history file"):
             record = json.loads(Path(path).read_text())
             if record.get("format") != HISTORY_FORMAT:
                 raise ValueError(f"format {record.get('format')!r}")
@@ -65,10 +71,6 @@ class History(dict):
             history = cls(**meta)
             history.update(metrics)
             history.check()
-        except FileNotFoundError:
-            raise
-        except (OSError, AttributeError, KeyError, ValueError) as error:
-            raise ValueError(f"{os.fspath(path)} is not a gpunet history file ({error})") from None
         return history
 
     def plot(self, path: str | os.PathLike[str]) -> Path:

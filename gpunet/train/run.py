@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.checks import check_count, check_flag, check_output_path
+from ..core.checks import check_count, check_flag, check_output_path, check_seed
 from ..core.costs import Cost
 from ..core.optimizers import Optimizer, make_optimizer
 from .extensions import Callback
@@ -74,9 +74,9 @@ class Run:
             optimizer=optimizer,
             cost=cost_,
             validation=_checked_validation(net, validation, cost_),
-            shuffle=shuffle,
-            seed=seed,
-            progress=progress,
+            shuffle=check_flag("shuffle", shuffle),
+            seed=check_seed("seed", seed),
+            progress=check_flag("progress", progress),
             callbacks=_checked_callbacks(callbacks),
             checkpoint_every=check_count("checkpoint_every", checkpoint_every),
             resume=check_flag("resume", resume),

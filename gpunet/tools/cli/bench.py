@@ -6,10 +6,10 @@ import argparse
 import json
 import shlex
 import sys
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ...core.io import write_atomically
 from ..bench import throughput
 from .common import Command, add_backend, add_no_progress, comma_names, int_list
 
@@ -90,7 +90,8 @@ def bench_command(args: argparse.Namespace) -> int:
     print(f"backend: {record['backend_reason']}")
     print(throughput.table(record))
     if args.json:
-        Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+        text = json.dumps(record, indent=1) + "\n"
+        write_atomically(args.json, lambda file: file.write(text.encode()))
         print(f"wrote {args.json}")
     if args.plot:
         throughput.plot(record, args.plot)
@@ -103,4 +104,5 @@ BENCH = Command(
     "training and inference throughput across batch sizes, beside peers",
     bench_arguments,
     bench_command,
+    outputs={"--json": None, "--plot": ".png"},
 )

@@ -14,10 +14,10 @@ from typing import TextIO
 from tqdm.auto import tqdm
 
 from ... import datasets
-from ...core.checks import check_output_path
 from ...core.network import Network
 from ...core.optimizers import OPTIMIZERS, SGD, Adam, Optimizer
 from ...core.parameters import DTYPES, INITS
+from ...train.checkpoint import checkpoint_epoch
 from ...train.distributed import Distributed, launched_ranks
 from ...train.history import History
 from .common import Command, add_network, add_no_progress, add_sizes
@@ -189,10 +189,6 @@ def _write_results(
 def train_command(args: argparse.Namespace) -> int:
     # with --json, stdout carries the JSON line alone
     say = sys.stderr if args.json else sys.stdout
-    # where the results go is checked first: a typo must not cost a training run
-    for option, path in (("--save", args.save), ("--history", args.history)):
-        if path is not None:
-            check_output_path(option, path)
     ctx = Distributed.from_mpi() if args.distributed or launched_ranks() > 1 else None
     root = ctx is None or ctx.is_root
     if not root:
@@ -234,6 +230,24 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def interrupted(args: argparse.Namespace) -> str:
+    """Where the training interrupted left its work: the last checkpoint, if any."""
+    if args.checkpoint is None:
+        return "nothing was saved (--checkpoint PATH keeps the training state as it goes)"
+    epoch = checkpoint_epoch(args.checkpoint)
+    if epoch is None:
+        return f"no checkpoint was written to {args.checkpoint} yet"
+    return (
+        f"the last checkpoint is {args.checkpoint} (epoch {epoch}): run the same command "
+        "with --resume to continue from it"
+    )
+
+
 TRAIN = Command(
-    "train", "train a network and report its test accuracy", train_arguments, train_command
+    "train",
+    "train a network and report its test accuracy",
+    train_arguments,
+    train_command,
+    outputs={"--save": None, "--history": None, "--checkpoint": None},
+    interrupted=interrupted,
 )
