@@ -13,7 +13,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .core.checks import check_flag, check_seed
-from .core.io import reading
+from .core.io import FileFormatError, reading
 
 _IDX_IMAGES_MAGIC = 2051
 _IDX_LABELS_MAGIC = 2049
@@ -60,6 +60,8 @@ def mnist(path: str | os.PathLike[str], split: str = "train") -> tuple[np.ndarra
         return _mnist_idx(path, split)
     if path.is_file():
         return _mnist_pickle(path, split)
+    if path.exists():
+        raise FileFormatError(path, "a directory or a regular file", "a device, pipe or socket")
     raise FileNotFoundError(
         f"{path} does not exist: expected a directory holding train-images-idx3-ubyte, "
         "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte "

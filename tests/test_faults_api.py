@@ -1,21 +1,17 @@
 """Reliability of the Python API: bad arguments named before anything changes, what training
 did kept when it stops with an exception, saves that a signal, a kill or a second writer
-cannot damage, and files that cannot make the readers run code or exhaust memory.
-(The command line's side is tests/test_faults.py.)"""
+cannot damage. (The command line's side is tests/test_faults.py; hostile files are
+tests/test_hostile.py.)"""
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import pickle
 import re
 import signal
-import struct
 import subprocess
 import sys
 import textwrap
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -313,87 +309,3 @@ def test_output_paths_are_checked_alike_everywhere(tmp_path):
     with pytest.raises(ValueError, match=r"must end in \.png"):
         check_output_path("out", tmp_path / "x.jpg", suffix=".png")
     assert os.listdir(tmp_path) == ["file"]
-
-
-# --- hostile files ---------------------------------------------------------------------------
-
-
-class Call:
-    """A pickle of function(argument): what a hostile file would have the reader run."""
-
-    def __init__(self, function, argument) -> None:
-        self.function, self.argument = function, argument
-
-    def __reduce__(self):
-        return self.function, (self.argument,)
-
-
-def _global_call(module: str, name: str, argument: str) -> bytes:
-    """Protocol-2 opcodes calling module.name(argument), as a hand-made file would."""
-    text = argument.encode()
-    return (
-        f"\x80\x02c{module}\n{name}\n".encode("latin1")
-        + b"X"
-        + struct.pack("<I", len(text))
-        + text
-        + b"\x85R."
-    )
-
-
-def _hostile_pickles(marker: Path) -> dict[str, bytes]:
-    touch = f"touch {marker}"
-    python = f"open({str(marker)!r}, 'w')"
-    payloads = {
-        "os.system": _global_call("os", "system", touch),
-        "posix.system": _global_call("posix", "system", touch),
-        "builtins.eval": _global_call("builtins", "eval", python),
-        "builtins.exec": _global_call("builtins", "exec", python),
-        "subprocess.getoutput": _global_call("subprocess", "getoutput", touch),
-        "numpy.load": _global_call("numpy", "load", str(marker)),
-        "codec": _global_call("_codecs", "encode", "x")[:-3] + b"X\x05\x00\x00\x00rot13\x86R.",
-        "huge bytes": b"\x80\x04\x8e" + struct.pack("<Q", 1 << 50) + b"tiny",
-        "huge text": b"\x80\x04\x8d" + struct.pack("<Q", 1 << 50) + b"tiny",
-        "truncated": pickle.dumps((1, 2, 3))[:-3],
-    }
-    images = np.zeros((2, 784), np.float32)
-    nested = ((images, Call(os.system, touch)), None, None)  # deep in a well-formed tuple
-    payloads["nested"] = pickle.dumps(nested, protocol=2)
-    nan = ((np.full((2, 784), np.nan, np.float32), np.zeros(2, np.int64)),) * 3
-    payloads["nan images"] = pickle.dumps(nan, protocol=2)
-    return payloads
-
-
-@pytest.mark.parametrize("compress", [False, True], ids=["raw", "gzip"])
-def test_hostile_pickles_never_run_and_never_exhaust_memory(tmp_path, compress):
-    marker = tmp_path / "pwned"
-    for name, payload in _hostile_pickles(marker).items():
-        path = tmp_path / ("mnist.pkl.gz" if compress else "mnist.pkl")
-        path.write_bytes(gzip.compress(payload) if compress else payload)
-        with pytest.raises(FileFormatError, match=r"mnist\.pkl"):
-            datasets.mnist(path)
-        assert not marker.exists(), name
-
-
-def test_a_gzip_bomb_stops_at_the_size_bound(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "MAX_DATA_BYTES", 1 << 20)
-    bomb = b"\x80\x04\x8e" + struct.pack("<Q", 4 << 20) + bytes(4 << 20)  # 4 MB of zeros
-    (tmp_path / "mnist.pkl.gz").write_bytes(gzip.compress(bomb))
-    with pytest.raises(FileFormatError, match="more than 1048576 bytes"):
-        datasets.mnist(tmp_path / "mnist.pkl.gz")
-
-
-def test_a_checkpoint_declaring_huge_arrays_is_refused_before_allocating(tmp_path):
-    path = tmp_path / "c.npz"
-    network().fit(X, Y, **{**OPTIONS, "epochs": 1}, checkpoint=path)
-    with zipfile.ZipFile(path) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    header = io.BytesIO()  # a W1 of 10^11 float64 (800 GB) in a few bytes
-    np.lib.format.write_array_header_1_0(
-        header, {"descr": "<f8", "fortran_order": False, "shape": (10**11,)}
-    )
-    members["W1.npy"] = header.getvalue()
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    with pytest.raises(FileFormatError, match="W1 holds 0 bytes"):
-        network().fit(X, Y, **OPTIONS, checkpoint=path, resume=True)

@@ -31,6 +31,9 @@ import numpy as np
 FORMAT, VERSION = "gpunet", 1
 # an architecture record is a few hundred bytes: anything far larger is not one
 MAX_RECORD_BYTES = 1 << 20
+# gpunet stores arrays uncompressed, and float data deflates little: a member that inflates
+# more than this (and past 16 MiB) is built to exhaust memory
+MAX_INFLATION = 100
 HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
@@ -185,12 +188,17 @@ HOST = f"{zlib.crc32(platform.node().encode()):08x}"
 
 def temporary_path(path: Path) -> Path:
     """A fresh hidden name beside path for a temporary of this process: .NAME.HOST-PID.UUID.tmp"""
-    return path.with_name(f".{path.name}.{HOST}-{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    return path.with_name(f"{_temporary_prefix(path)}{os.getpid()}.{uuid.uuid4().hex}.tmp")
+
+
+def _temporary_prefix(path: Path) -> str:
+    # NAME cut short, so that the temporary of a name near the 255-byte limit fits too
+    return f".{path.name[:160]}.{HOST}-"
 
 
 def remove_stale_temporaries(path: Path) -> None:
     """Remove the temporaries of path whose writer, a process on this host, is gone."""
-    prefix = f".{path.name}.{HOST}-"
+    prefix = _temporary_prefix(path)
     for candidate in path.parent.glob(glob.escape(prefix) + "*.tmp"):
         pid, _, tag = candidate.name[len(prefix) : -len(".tmp")].partition(".")
         if pid.isdigit() and len(tag) == 32 and not _running(int(pid)):
@@ -271,6 +279,10 @@ def check_stored_array(
         raise ValueError(f"{name} has shape {tuple(stored)}, the architecture says {shape}")
     if dtype.kind not in kinds:
         raise ValueError(f"{name} has dtype {dtype}, not of the kinds {kinds!r}")
+    if info.file_size > max(MAX_INFLATION * info.compress_size, 1 << 24):
+        raise ValueError(
+            f"{name} inflates {info.compress_size} bytes to {info.file_size}: a zip bomb"
+        )
     if info.file_size != offset + math.prod(stored) * dtype.itemsize:
         raise ValueError(
             f"{name} holds {info.file_size - offset} bytes of data, not {tuple(stored)}"

@@ -126,14 +126,16 @@ class Extensions(list):
 
 # an epoch's mean cost this many times the costs training started from means it exploded
 EXPLODED = 100
+SAMPLE = 4096  # examples, about, that the starting costs are taken on
 
 
 class Divergence(Extension):
     """Keeps the parameters of the epoch's start, and raises DivergenceError (on every rank
     alike: the costs are the job's) when the epoch's cost is not finite, or exploded: over
     EXPLODED times both the cost of the network training started from and that of outputs
-    whose weighted inputs are all zero (a network that ignores its input). A learning rate
-    far too large saturates sigmoid and softmax outputs on the wrong side, at a finite cost.
+    whose weighted inputs are all zero (a network that ignores its input), each taken on an
+    even sample of about SAMPLE training examples. A learning rate far too large saturates
+    sigmoid and softmax outputs on the wrong side, at a finite cost.
 
     However training ends, the parameters are left at the History's last epoch: back at the
     start of an epoch that was not recorded (it diverged, or something raised, or Ctrl-C
@@ -148,8 +150,12 @@ class Divergence(Extension):
 
     def initialize(self, first: int) -> None:
         net, run = self.net, self.run
-        started = net.evaluate_checked(run.X, run.targets, run.labels, run.cost)["cost"]
-        self.bound = EXPLODED * max(started, blank_cost(net, run.targets, run.cost))
+        # an even sample of the examples: the bound needs the costs' scale, not their digits
+        sample = slice(None, None, max(1, run.X.shape[0] // SAMPLE))
+        X, targets = run.X[sample], run.targets[sample]
+        labels = None if run.labels is None else run.labels[sample]
+        started = net.evaluate_checked(X, targets, labels, run.cost)["cost"]
+        self.bound = EXPLODED * max(started, blank_cost(net, targets, run.cost))
 
     def before_epoch(self, epoch: int) -> None:
         self.net.backend.xp.copyto(self.snapshot, self.net.params)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.io import reading, write_atomically
+from .diagnostics import STATISTICS
 
 HISTORY_FORMAT = "gpunet-history-1"
 
@@ -66,8 +67,8 @@ class History(dict):
             metrics, meta = record["metrics"], record["meta"]
             if not (isinstance(metrics, dict) and isinstance(meta, dict)):
                 raise ValueError("metrics and meta must be objects")
-            if not all(isinstance(v, list) for v in metrics.values()):
-                raise ValueError("every metric must be a list of per-epoch values")
+            for key, values in metrics.items():
+                _check_metric(key, values)
             history = cls(**meta)
             history.update(metrics)
             history.check()
@@ -78,3 +79,24 @@ class History(dict):
         from .plots import plot_histories
 
         return plot_histories([self], path)
+
+
+def _check_metric(key: str, values: Any) -> None:
+    """ValueError unless values lists one entry per epoch: a number, or for the per-layer
+    statistics of diagnostics.py a list of a number (or null) per layer, the same layers
+    every epoch."""
+    if not isinstance(values, list):
+        raise ValueError(f"metric {key!r} must be a list of per-epoch values")
+    if key not in STATISTICS:
+        if not all(map(_is_number, values)):
+            raise ValueError(f"metric {key!r} must list one number per epoch")
+    elif not (
+        all(isinstance(value, list) for value in values)
+        and len({len(value) for value in values}) <= 1
+        and all(entry is None or _is_number(entry) for value in values for entry in value)
+    ):
+        raise ValueError(f"metric {key!r} must list one number per layer, per epoch")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -124,8 +124,8 @@ def _describe(history: Any) -> str:
     parts = []
     if "sizes" in meta:
         parts.append(str(meta["sizes"]))
-    if "activations" in meta:
-        parts.append("/".join(meta["activations"]))
+    if isinstance(meta.get("activations"), list):
+        parts.append("/".join(map(str, meta["activations"])))
     if "cost" in meta:
-        parts.append(meta["cost"])
+        parts.append(str(meta["cost"]))
     return " ".join(parts) or "history"

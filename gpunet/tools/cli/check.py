@@ -11,13 +11,13 @@ import numpy as np
 from ...core.gradcheck import gradcheck
 from ...core.network import Network
 from ..explain import time_gradients
-from .common import Command, add_network, add_sizes, int_list, positive_float
+from .common import Command, add_network, add_sizes, count, int_list, positive_float
 
 
 def gradcheck_arguments(parser: argparse.ArgumentParser) -> None:
     add_sizes(parser, [8, 6, 4])
     add_network(parser, "tanh,softmax")
-    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--samples", type=count, default=5)
     parser.add_argument(
         "--tolerance", type=positive_float, default=1e-6, help="the largest relative error"
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from ...core.activations import ACTIVATIONS
 from ...core.backends import BACKENDS
-from ...core.checks import check_positive
+from ...core.checks import check_count, check_positive
 from ...core.costs import COSTS
 
 NATURAL_COST = (
@@ -31,6 +31,14 @@ class Command:
     handler: Callable[[argparse.Namespace], int]
     outputs: dict[str, str | None] = field(default_factory=dict)
     interrupted: Callable[[argparse.Namespace], str] | None = None
+
+
+def count(text: str) -> int:
+    """An integer >= 1, as an argparse type."""
+    try:
+        return check_count("the value", int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
 
 
 def positive_float(text: str) -> float:
