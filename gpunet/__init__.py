@@ -19,6 +19,7 @@ from .core import (
     gradcheck,
     load,
 )
+from .core.io import FileFormatError
 from .train import Distributed, DistributedError, DivergenceError, History
 
 __version__ = "0.1.0"
@@ -30,6 +31,7 @@ __all__ = [
     "Distributed",
     "DistributedError",
     "DivergenceError",
+    "FileFormatError",
     "History",
     "Network",
     "Optimizer",

@@ -8,11 +8,18 @@ import pickle
 import struct
 from importlib.resources import files
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from .core.checks import check_flag, check_seed
+from .core.io import FileFormatError, reading
+
 _IDX_IMAGES_MAGIC = 2051
 _IDX_LABELS_MAGIC = 2049
+_IDX_MAGICS = {struct.pack(">I", magic) for magic in (_IDX_IMAGES_MAGIC, _IDX_LABELS_MAGIC)}
+# the most a data file may hold uncompressed: MNIST's largest, as IDX or pickle, is 220 MB
+MAX_DATA_BYTES = 1 << 31
 _IDX_PREFIX = {"train": "train", "test": "t10k"}
 _PICKLE_SPLITS = ("train", "validation", "test")
 
@@ -38,12 +45,23 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def mnist(path: str | os.PathLike[str], split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """Load MNIST from a directory of IDX files or Nielsen's mnist.pkl.gz as X float32, y int64."""
+    """Load MNIST from a directory of IDX files or Nielsen's mnist.pkl.gz as X float32, y int64.
+
+    A file that is not what it should be (damaged, truncated, of another kind, an IDX file
+    given instead of its directory, a pickle naming anything but NumPy's array
+    constructors) raises gpunet.FileFormatError, a ValueError naming it; nothing in a
+    pickle runs, and it is read at most MAX_DATA_BYTES (2 GiB, Nielsen's is 220 MB
+    uncompressed) however large the sizes it declares.
+    """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
+        raise TypeError(f"path must be a str or path, got {type(path).__name__}")
     path = Path(path)
     if path.is_dir():
         return _mnist_idx(path, split)
     if path.is_file():
         return _mnist_pickle(path, split)
+    if path.exists():
+        raise FileFormatError(path, "a directory or a regular file", "a device, pipe or socket")
     raise FileNotFoundError(
         f"{path} does not exist: expected a directory holding train-images-idx3-ubyte, "
         "train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte "
@@ -60,9 +78,12 @@ def train_test_split(
     seed: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split into (X_train, y_train, X_test, y_test); unshuffled, the last samples are the test."""
-    for name, value in (("X", X), ("y", y)):
-        if not hasattr(value, "__len__"):
-            raise TypeError(f"{name} must be an array, got {type(value).__name__}")
+    for name, samples in (("X", X), ("y", y)):
+        if not (hasattr(samples, "__len__") and hasattr(samples, "__getitem__")) or (
+            np.ndim(samples) == 0
+        ):
+            raise TypeError(f"{name} must be an array of samples, got {type(samples).__name__}")
+    shuffle, seed = check_flag("shuffle", shuffle), check_seed("seed", seed)
     n = len(X)
     if len(y) != n:
         raise ValueError(f"X and y must have the same length, got {n} and {len(y)}")
@@ -95,12 +116,14 @@ def _mnist_idx(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     labels_path = _find(directory, f"{prefix}-labels-idx1-ubyte", f"{kind} labels")
     images = _read_idx(images_path, _IDX_IMAGES_MAGIC, (28, 28))
     labels = _read_idx(labels_path, _IDX_LABELS_MAGIC, ())
-    if len(images) != len(labels):
-        raise ValueError(
-            f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
-        )
-    if np.any(labels > 9):
-        raise ValueError(f"{labels_path}: labels must lie in 0..9, found {labels.max()}")
+    with reading(labels_path, "the MNIST labels of its images"):
+        if len(images) != len(labels):
+            raise ValueError(
+                f"{images_path.name} holds {len(images)} images but "
+                f"{labels_path.name} holds {len(labels)} labels"
+            )
+        if np.any(labels > 9):
+            raise ValueError(f"labels must lie in 0..9, found {labels.max()}")
     return images.reshape(len(images), -1).astype(np.float32) / 255, labels.astype(np.int64)
 
 
@@ -112,29 +135,68 @@ def _find(directory: Path, name: str, what: str) -> Path:
 
 
 def _read_idx(path: Path, magic: int, item_shape: tuple[int, ...]) -> np.ndarray:
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            raw = gzip.decompress(raw)
-        except (gzip.BadGzipFile, EOFError) as exc:
-            raise ValueError(f"{path}: corrupt gzip data ({exc})") from exc
-    ndim = 1 + len(item_shape)
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(f"{path}: {len(raw)} bytes, too short for a {header}-byte IDX header")
-    (found,) = struct.unpack_from(">I", raw)
-    if found != magic:
-        raise ValueError(f"{path}: magic number {found}, expected {magic}")
-    dims = struct.unpack_from(f">{ndim}I", raw, 4)
-    if dims[1:] != item_shape:
-        raise ValueError(f"{path}: items of shape {dims[1:]}, expected {item_shape}")
-    expected = header + math.prod(dims)
-    if len(raw) != expected:
-        raise ValueError(
-            f"{path}: header gives dimensions {dims}, so expected {expected} bytes, "
-            f"found {len(raw)}"
-        )
+    with reading(path, "an MNIST IDX file"), _open(path) as file:
+        raw = _Bounded(file).read()
+        ndim = 1 + len(item_shape)
+        header = 4 + 4 * ndim
+        if len(raw) < header:
+            raise ValueError(f"{len(raw)} bytes, too short for a {header}-byte IDX header")
+        (found,) = struct.unpack_from(">I", raw)
+        if found != magic:
+            raise ValueError(f"magic number {found}, expected {magic}")
+        dims = struct.unpack_from(f">{ndim}I", raw, 4)
+        if dims[1:] != item_shape:
+            raise ValueError(f"items of shape {dims[1:]}, expected {item_shape}")
+        expected = header + math.prod(dims)
+        if len(raw) != expected:
+            raise ValueError(
+                f"header gives dimensions {dims}, so expected {expected} bytes, found {len(raw)}"
+            )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _open(path: Path) -> BinaryIO:
+    """path opened for reading, decompressed as it is read when it ends in .gz."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+
+
+class _Bounded:
+    """A file read in chunks, MAX_DATA_BYTES at most: a size that a hostile header or pickle
+    declares is allocated only as far as the file holds it, and a gzip bomb stops early."""
+
+    CHUNK = 1 << 24
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file, self.total = file, 0
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = MAX_DATA_BYTES + 1 if size < 0 else size
+        chunks = []
+        while wanted > 0:
+            chunk = self.file.read(min(wanted, self.CHUNK))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            wanted -= len(chunk)
+            self._count(len(chunk))
+        return b"".join(chunks)
+
+    def readline(self) -> bytes:
+        line = self.file.readline(self.CHUNK)
+        self._count(len(line))
+        return line
+
+    def _count(self, size: int) -> None:
+        self.total += size
+        if self.total > MAX_DATA_BYTES:
+            raise ValueError(f"it holds more than {MAX_DATA_BYTES} bytes (uncompressed)")
+
+
+def _latin1(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """_codecs.encode as pickles of bytes use it (text, "latin1"), and no other codec."""
+    if encoding.replace("-", "").lower() != "latin1":
+        raise pickle.UnpicklingError(f"refusing the codec {encoding!r} in a pickle")
+    return text.encode("latin1", errors)
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -143,7 +205,12 @@ class _ArrayUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in _PICKLE_ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from pickle")
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1
         return super().find_class(module, name)
+
+
+PICKLE = "Nielsen's mnist.pkl.gz, a pickled (training, validation, test) tuple"
 
 
 def _mnist_pickle(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -151,30 +218,38 @@ def _mnist_pickle(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(
             f"split must be 'train', 'validation' or 'test' for mnist.pkl.gz, got {split!r}"
         )
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
+    with reading(path, PICKLE), _open(path) as file:
+        if file.read(4) in _IDX_MAGICS:
+            raise ValueError(f"it is an IDX file: give the directory that holds it, {path.parent}")
+        file.seek(0)
+        try:
             # latin1 lets Python 3 read the Python 2 byte strings that hold the array data.
-            data = _ArrayUnpickler(f, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, gzip.BadGzipFile, ValueError) as exc:
-        # an IDX file given in place of its directory lands here too
-        raise ValueError(
-            f"{path}: not a pickled MNIST (mnist.pkl.gz) nor a directory of IDX files ({exc})"
-        ) from exc
+            data = _ArrayUnpickler(_Bounded(file), encoding="latin1").load()
+        except MemoryError:  # the unpickler allocates a declared length before reading it
+            raise ValueError(
+                "it declares a length beyond memory (hostile, or memory is short here)"
+            ) from None
+        X, y = _pickled_split(data, split)
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def _pickled_split(data: object, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The (images, labels) of split in an unpickled (training, validation, test) tuple,
+    checked; ValueError saying what is wrong."""
     if not (isinstance(data, (tuple, list)) and len(data) == 3):
-        raise ValueError(f"{path}: expected a (training, validation, test) tuple")
+        raise ValueError("expected a (training, validation, test) tuple")
     part = data[_PICKLE_SPLITS.index(split)]
     if not (isinstance(part, (tuple, list)) and len(part) == 2):
-        raise ValueError(f"{path}: expected the {split} set as an (images, labels) pair")
+        raise ValueError(f"expected the {split} set as an (images, labels) pair")
     X, y = part
     if not (
         isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == 784 and X.dtype.kind == "f"
     ):
-        raise ValueError(f"{path}: expected {split} images as a float array of shape (n, 784)")
+        raise ValueError(f"expected {split} images as a float array of shape (n, 784)")
     if not (isinstance(y, np.ndarray) and y.shape == (len(X),) and y.dtype.kind in "iu"):
-        raise ValueError(f"{path}: expected {split} labels as an int array of shape ({len(X)},)")
-    if X.size and (X.min() < 0 or X.max() > 1):
-        raise ValueError(f"{path}: {split} images must lie in [0, 1]")
+        raise ValueError(f"expected {split} labels as an int array of shape ({len(X)},)")
+    if X.size and not (X.min() >= 0 and X.max() <= 1):  # NaN fails too
+        raise ValueError(f"{split} images must lie in [0, 1]")
     if np.any((y < 0) | (y > 9)):
-        raise ValueError(f"{path}: {split} labels must lie in 0..9")
-    return X.astype(np.float32), y.astype(np.int64)
+        raise ValueError(f"{split} labels must lie in 0..9")
+    return X, y

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gpunet
+from gpunet.core.backends import select_backend
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
@@ -65,8 +66,6 @@ def test_train_prints_one_line_per_epoch_on_stdout_without_json():
         (["train", "--sizes", "10,30,10"], "--sizes must start with 64"),
         (["train", "--activations", "nope"], "unknown activation"),
         (["train", "--activations", "relu", "--cost", "cross_entropy"], "cross_entropy"),
-        (["train", "--backend", "cupy"], "CuPy"),
-        (["train", "--data", "/nonexistent/mnist"], "train-images-idx3-ubyte"),
     ],
 )
 def test_bad_arguments_give_one_clear_line_and_exit_2(args, message):
@@ -74,6 +73,24 @@ def test_bad_arguments_give_one_clear_line_and_exit_2(args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_missing_data_exits_3_naming_what_was_sought():
+    result = run("train", "--data", "/nonexistent/mnist", "--no-progress")
+    assert result.returncode == 3
+    assert "train-images-idx3-ubyte" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unavailable_backend_exits_5():
+    try:
+        select_backend("cupy")
+    except gpunet.BackendUnavailableError:
+        pass
+    else:
+        pytest.skip("CuPy runs here: the backend is available")
+    result = run("train", "--backend", "cupy", "--no-progress")
+    assert result.returncode == 5
+    assert "CuPy" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_gradcheck_command_passes_and_reports_the_error():

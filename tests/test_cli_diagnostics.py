@@ -35,7 +35,7 @@ def test_train_without_diagnostics_records_none(tmp_path):
 
 @pytest.mark.parametrize("option", ["--history", "--save"])
 def test_train_checks_where_it_writes_before_training(tmp_path, capsys, option):
-    assert main(["train", *SMALL, option, str(tmp_path / "missing" / "out")]) == 2
+    assert main(["train", *SMALL, option, str(tmp_path / "missing" / "out")]) == 3  # a file fault
     out, err = capsys.readouterr()
     assert f"no directory '{tmp_path / 'missing'}' to write {option}" in err
     assert "epoch" not in out  # no training ran
@@ -65,19 +65,21 @@ def test_gradcheck_timing_prints_one_row_per_width(capsys):
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "message", "code"),
     [
-        (["plot", "{tmp}/missing.json"], "No such file"),
-        (["plot", "{tmp}/bad.json"], "not a gpunet history file"),
-        (["graph", "-o", "{tmp}/g.jpg"], ".png"),
-        (["graph", "--layer", "9", "-o", "{tmp}/g.png"], "layer must be"),
-        (["explain", "--y", "3", "--cost", "cross_entropy"], "[0, 1]"),
-        (["gradcheck", "--timing", "--widths", "0"], "sizes"),
+        (["plot", "{tmp}/missing.json"], "No such file", 3),
+        (["plot", "{tmp}/bad.json"], "not a gpunet history file", 4),
+        (["graph", "-o", "{tmp}/g.jpg"], ".png", 2),
+        (["graph", "--layer", "9", "-o", "{tmp}/g.png"], "layer must be", 2),
+        (["explain", "--y", "3", "--cost", "cross_entropy"], "[0, 1]", 2),
+        (["gradcheck", "--timing", "--widths", "0"], "sizes", 2),
     ],
 )
-def test_bad_arguments_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+def test_bad_arguments_and_files_are_one_line_and_an_exit_code(
+    tmp_path, capsys, args, message, code
+):
     (tmp_path / "bad.json").write_text("{}")
-    assert main([arg.format(tmp=tmp_path) for arg in args]) == 2
+    assert main([arg.format(tmp=tmp_path) for arg in args]) == code
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpunet import datasets
+from gpunet import FileFormatError, datasets
 
 REAL_MNIST = Path(__file__).resolve().parents[2] / "shared/data/mnist"
 
@@ -184,7 +184,7 @@ class Hostile:
 def test_hostile_pickle_is_refused(tmp_path, capfd):
     marker = tmp_path / "pwned"
     path = write_pickle(tmp_path / "mnist.pkl.gz", Hostile(f"echo pwned; touch {marker}"))
-    with pytest.raises(ValueError, match=r"refusing .*\.system"):
+    with pytest.raises(FileFormatError, match=r"refusing .*\.system"):
         datasets.mnist(path)
     assert not marker.exists()
     assert "pwned" not in capfd.readouterr().out

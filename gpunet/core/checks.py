@@ -8,11 +8,12 @@ from __future__ import annotations
 import numbers
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .io import check_target, temporary_path
 
 
 def check_positive(name: str, value: Any, *, allow_zero: bool = False) -> float:
@@ -61,27 +62,30 @@ def check_flag(name: str, value: Any) -> bool:
     return value
 
 
-def check_output_path(name: str, path: Any) -> Path:
-    """A str or os.PathLike naming a file to write in an existing directory, as a Path."""
-    if not isinstance(path, (str, os.PathLike)):
+def check_output_path(name: str, path: Any, *, suffix: str | None = None) -> Path:
+    """A str or os.PathLike naming a file this process can write, as a Path, ending in
+    `suffix` when one is given.
+
+    Not a directory nor a device, in an existing directory where a file can be created: that
+    is tried (a temporary is made and removed), since permission bits do not tell for root,
+    on a read-only mount or under /proc. The errors are those of io.check_target, and
+    the OSError of the try (PermissionError, ...), each naming the argument.
+    """
+    if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
         raise TypeError(f"{name} must be a str or path, got {type(path).__name__}")
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{name} {os.fspath(path)!r} is a directory, not a file to write")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(
-            f"no directory {os.fspath(path.parent)!r} to write {name} {path.name!r} in"
-        )
-    # os.access says yes to root even on a read-only mount: creating a file is the real test
+    target = check_target(name, path)
+    if suffix is not None and Path(path).suffix.lower() != suffix:
+        raise ValueError(f"{name} must end in {suffix}, got {os.fspath(path)!r}")
+    probe = temporary_path(target)
     try:
-        descriptor, probe = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        probe.open("xb").close()
     except OSError as error:
-        raise PermissionError(
-            f"cannot write {name} {os.fspath(path)!r}: {error.strerror or error}"
+        raise type(error)(
+            f"{name} {os.fspath(path)!r} cannot be written: {error.strerror or error} in "
+            f"{os.fspath(target.parent)!r}; choose a directory you can write to"
         ) from None
-    os.close(descriptor)
-    os.unlink(probe)
-    return path
+    probe.unlink()
+    return Path(path)
 
 
 def array_module(x: Any) -> Any:
@@ -156,12 +160,13 @@ def check_features(X: Any, n_inputs: int, dtype: Any, name: str = "X") -> Any:
 
 
 def check_targets(
-    Y: Any, m: int, n_outputs: int, cost: Any, output: str, name: str = "Y"
+    Y: Any, m: int, n_outputs: int, cost: Any, output: str, dtype: Any, name: str = "Y"
 ) -> tuple[Any, Any]:
-    """Y as (targets of shape (m, n_outputs), integer labels or None).
+    """Y as (targets of shape (m, n_outputs) in dtype, integer labels or None).
 
-    Y may be integer class labels of shape (m,) or targets of shape (m, n_outputs);
-    labels are derived from one-hot targets so that accuracy can be reported.
+    Y may be integer class labels of shape (m,) or targets of shape (m, n_outputs), with
+    no NaN or inf after the cast to dtype (as check_features); labels are derived from
+    one-hot targets so that accuracy can be reported.
     """
     Y = _as_numeric(name, Y)
     xp = array_module(Y)
@@ -184,9 +189,11 @@ def check_targets(
             labels[:, None] if n_outputs == 1 else xp.eye(n_outputs, dtype=np.float32)[labels]
         )  # 0 and 1 are exact
     elif Y.ndim == 2 and Y.shape[1] == n_outputs:
-        if not bool(xp.isfinite(Y).all()):
-            raise ValueError(f"{name} contains NaN or inf")
-        targets = Y
+        # a float64 beyond float32's range would become inf in a float32 network
+        with np.errstate(over="ignore"):
+            targets = Y.astype(dtype, copy=False)
+        if not bool(xp.isfinite(targets).all()):
+            raise ValueError(f"{name} contains NaN or inf (as {np.dtype(dtype).name})")
         binary = bool(((Y == 0) | (Y == 1)).all())
         if binary and n_outputs == 1:
             labels = Y[:, 0].astype(np.int64)

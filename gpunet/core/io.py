@@ -10,11 +10,19 @@ Read with allow_pickle=False: loading a file never runs code.
 
 from __future__ import annotations
 
+import glob
 import json
+import math
 import os
+import pickle
+import platform
+import signal
+import threading
 import uuid
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,10 +31,27 @@ import numpy as np
 FORMAT, VERSION = "gpunet", 1
 # an architecture record is a few hundred bytes: anything far larger is not one
 MAX_RECORD_BYTES = 1 << 20
+# gpunet stores arrays uncompressed, and float data deflates little: a member that inflates
+# more than this (and past 16 MiB) is built to exhaust memory
+MAX_INFLATION = 100
 HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
 }
+
+
+class FileFormatError(ValueError):
+    """A file that is not what it was given as: a model, checkpoint, history or data set that
+    is damaged, truncated or of another kind. A ValueError; `path` names the file."""
+
+    def __init__(self, path: str | os.PathLike[str], expected: str, reason: Any) -> None:
+        # the arguments as args, so that a copy (pickled, as MPI sends it) is made alike
+        super().__init__(os.fspath(path), expected, str(reason))
+        self.path = os.fspath(path)
+
+    def __str__(self) -> str:
+        path, expected, reason = self.args
+        return f"{path} is not {expected} ({reason})"
 
 
 def model_arrays(net: Any) -> dict[str, np.ndarray]:
@@ -53,42 +78,162 @@ def write_arrays(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) ->
 def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], Any]) -> None:
     """write(file) into a temporary file beside path, then rename it to path.
 
-    No reader sees half a file, and a failed write leaves what was at path.
+    No reader sees half a file, and a failed or interrupted write leaves what was at path:
+    the temporary is removed on any exception and on SIGTERM or SIGHUP (after which the
+    signal is delivered again to the handler that was there before); the temporaries of
+    path that writers on this host left when they were killed outright (SIGKILL, a power
+    cut) are removed first. A symbolic link is written through; a directory, a device or
+    anything else that is not a regular file is refused (check_target).
     """
-    path = Path(path)
-    # a fresh name beside the target, opened exclusively: the rename is then atomic, and
-    # the file gets the umask's permissions (mkstemp would make it private)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    given, path = os.fspath(path), check_target("path", path)
+    remove_stale_temporaries(path)
+    # opened exclusively under a fresh name beside the target: the rename is then atomic,
+    # and the file gets the umask's permissions (mkstemp would make it private)
+    temporary = temporary_path(path)
     try:
-        with open(temporary, "xb") as file:
-            write(file)
-        os.replace(temporary, path)
+        with terminations_raise():
+            with open(temporary, "xb") as file:
+                write(file)
+            os.replace(temporary, path)
+    except Terminated as terminated:
+        temporary.unlink(missing_ok=True)
+        signal.raise_signal(terminated.signum)  # the previous handler's turn: by default, exit
+        raise
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        if error.errno is not None and error.filename in (None, os.fspath(temporary)):
+            # the system's error (no permission, no space) named for the file asked for
+            raise type(error)(error.errno, error.strerror, given) from None
+        raise
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
 
 
+def check_target(name: str, path: str | os.PathLike[str]) -> Path:
+    """path as a Path to write a file at, symbolic links followed: IsADirectoryError for a
+    directory, FileNotFoundError or NotADirectoryError when its directory is missing or is a
+    file, ValueError for a device, pipe or socket (a rename would replace it: /dev/null)."""
+    given, path = os.fspath(path), Path(os.path.realpath(path))
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"{name} {given!r} is a directory: give the name of a file to write in it"
+        )
+    if path.exists() and not path.is_file():
+        raise ValueError(
+            f"{name} {given!r} is not a regular file (a device, pipe or socket): "
+            "writing would replace it; give the name of a file"
+        )
+    directory = path.parent
+    if not directory.is_dir():
+        blocking = next((p for p in (directory, *directory.parents) if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise NotADirectoryError(
+                f"{name} {given!r} cannot be written: {os.fspath(blocking)!r} is a file, "
+                "not a directory"
+            )
+        raise FileNotFoundError(
+            f"no directory {os.fspath(Path(given).parent)!r} to write {name} "
+            f"{path.name!r} in: create it first, or give another path"
+        )
+    return path
+
+
+class Terminated(BaseException):
+    """A termination signal arrived inside `terminations_raise` (not an Exception, like
+    KeyboardInterrupt: only cleanup code should catch it)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    def __str__(self) -> str:
+        return f"terminated by {signal.Signals(self.signum).name}"
+
+
+# the signals that end a process politely: `kill`, a closed terminal
+TERMINATIONS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+@contextmanager
+def terminations_raise() -> Iterator[None]:
+    """Within this scope SIGTERM and SIGHUP raise Terminated, so that cleanup runs; the
+    previous handlers are back when it ends. Ignored signals stay ignored; outside the
+    main thread (where Python cannot set handlers) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(signum)
+
+    previous = {signum: signal.getsignal(signum) for signum in TERMINATIONS}
+    try:
+        for signum, before in previous.items():
+            if before is not signal.SIG_IGN:
+                signal.signal(signum, handler)
+        yield
+    finally:
+        for signum, before in previous.items():
+            # None: a handler not set from Python, which cannot be put back; the default
+            if before is not signal.SIG_IGN:
+                signal.signal(signum, signal.SIG_DFL if before is None else before)
+
+
+# this host, in temporaries' names: a writer's process id means something only here
+HOST = f"{zlib.crc32(platform.node().encode()):08x}"
+
+
+def temporary_path(path: Path) -> Path:
+    """A fresh hidden name beside path for a temporary of this process: .NAME.HOST-PID.UUID.tmp"""
+    return path.with_name(f"{_temporary_prefix(path)}{os.getpid()}.{uuid.uuid4().hex}.tmp")
+
+
+def _temporary_prefix(path: Path) -> str:
+    # NAME cut short, so that the temporary of a name near the 255-byte limit fits too
+    return f".{path.name[:160]}.{HOST}-"
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporaries of path whose writer, a process on this host, is gone."""
+    prefix = _temporary_prefix(path)
+    for candidate in path.parent.glob(glob.escape(prefix) + "*.tmp"):
+        pid, _, tag = candidate.name[len(prefix) : -len(".tmp")].partition(".")
+        if pid.isdigit() and len(tag) == 32 and not _running(int(pid)):
+            candidate.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether process pid exists (signal 0 checks without sending anything)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 def read_model(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list, list]:
-    """(architecture, weights, biases) of a file written by `Network.save`; ValueError else.
+    """(architecture, weights, biases) of a file written by `Network.save`; FileFormatError
+    (a ValueError) for anything else.
 
     The architecture is checked against the stored arrays' headers before any array is
     read, so a small hostile file cannot make the reader allocate what it declares.
     """
-    try:
+    with reading(path, "a gpunet model file"):
         with zipfile.ZipFile(path) as archive:
             architecture = _read_architecture(archive)
             layers = range(1, len(architecture["sizes"]))
             for l in layers:
                 n, k = architecture["sizes"][l], architecture["sizes"][l - 1]
-                _check_member(archive, f"W{l}", (n, k))
-                _check_member(archive, f"b{l}", (n,))
+                check_stored_array(archive, f"W{l}", (n, k))
+                check_stored_array(archive, f"b{l}", (n,))
         with np.load(path, allow_pickle=False) as data:
             weights = [data[f"W{l}"] for l in layers]
             biases = [data[f"b{l}"] for l in layers]
-    except FileNotFoundError:
-        raise
-    except READ_ERRORS as error:
-        raise ValueError(f"{os.fspath(path)} is not a gpunet model file ({error})") from None
     return architecture, weights, biases
 
 
@@ -116,8 +261,12 @@ def _read_architecture(archive: zipfile.ZipFile) -> dict[str, Any]:
     return architecture
 
 
-def _check_member(archive: zipfile.ZipFile, name: str, shape: tuple[int, ...]) -> None:
-    """The stored array `name` is a float array of `shape`, and holds that much data."""
+def check_stored_array(
+    archive: zipfile.ZipFile, name: str, shape: tuple[int, ...] | None = None, kinds: str = "f"
+) -> None:
+    """The stored array `name` has a dtype of `kinds` ("f": float) and `shape` (any, when
+    None), and its member holds exactly the data its header declares: what np.load will
+    allocate is then what the file holds, not what a hostile header claims."""
     info = archive.getinfo(f"{name}.npy")
     with archive.open(info) as file:
         version = np.lib.format.read_magic(file)
@@ -126,23 +275,46 @@ def _check_member(archive: zipfile.ZipFile, name: str, shape: tuple[int, ...]) -
             raise ValueError(f"{name} is stored in .npy format {version}, not 1.0 or 2.0")
         stored, _, dtype = read_header(file)
         offset = file.tell()
-    if tuple(stored) != shape:
+    if shape is not None and tuple(stored) != shape:
         raise ValueError(f"{name} has shape {tuple(stored)}, the architecture says {shape}")
-    if dtype.kind != "f":
-        raise ValueError(f"{name} has dtype {dtype}, not a float dtype")
-    if info.file_size != offset + int(np.prod(shape)) * dtype.itemsize:
-        raise ValueError(f"{name} holds {info.file_size - offset} bytes of data, not {shape}")
+    if dtype.kind not in kinds:
+        raise ValueError(f"{name} has dtype {dtype}, not of the kinds {kinds!r}")
+    if info.file_size > max(MAX_INFLATION * info.compress_size, 1 << 24):
+        raise ValueError(
+            f"{name} inflates {info.compress_size} bytes to {info.file_size}: a zip bomb"
+        )
+    if info.file_size != offset + math.prod(stored) * dtype.itemsize:
+        raise ValueError(
+            f"{name} holds {info.file_size - offset} bytes of data, not {tuple(stored)}"
+        )
 
 
-# what a damaged or foreign file raises on its way through np.load and json
+# what a damaged or foreign file raises on its way through zipfile, np.load, json, pickle
 READ_ERRORS = (
     OSError,
     EOFError,
     KeyError,
+    IndexError,
+    RecursionError,
     ValueError,
     TypeError,
     AttributeError,
     zipfile.BadZipFile,
     json.JSONDecodeError,
     UnicodeDecodeError,
+    pickle.UnpicklingError,
 )
+
+
+@contextmanager
+def reading(path: str | os.PathLike[str], expected: str) -> Iterator[None]:
+    """Read path as `expected` ("a gpunet model file") within: what READ_ERRORS a damaged or
+    foreign file raises becomes a FileFormatError naming it; an OSError of the system (no
+    such file, no permission, a directory) passes as it is, since it says nothing of what
+    the file holds."""
+    try:
+        yield
+    except READ_ERRORS as error:
+        if isinstance(error, OSError) and error.errno is not None:
+            raise
+        raise FileFormatError(path, expected, error) from None

@@ -24,7 +24,7 @@ from .activations import Activation, get_activation
 from .backends import BACKENDS, Backend, select_backend
 from .checks import check_features, check_targets
 from .costs import Cost, get_cost
-from .io import model_arrays, read_model, write_arrays
+from .io import FileFormatError, model_arrays, read_model, write_arrays
 from .parameters import check_float_dtype, check_sizes, flat_views, initial_params
 
 if TYPE_CHECKING:
@@ -155,8 +155,11 @@ class Network:
         expected_w = [w.shape for w in self.weights]
         expected_b = [b.shape for b in self.biases]
         for kind, given in (("weights", weights), ("biases", biases)):
-            if not hasattr(given, "__len__"):
-                raise TypeError(f"{kind} must be a list of arrays, got {type(given).__name__}")
+            if not isinstance(given, (list, tuple)):
+                raise TypeError(
+                    f"{kind} must be a list of arrays, one per layer (as get_params returns), "
+                    f"got {type(given).__name__}"
+                )
         if len(weights) != len(expected_w) or len(biases) != len(expected_b):
             raise ValueError(
                 f"expected {len(expected_w)} weight matrices and {len(expected_b)} bias vectors, "
@@ -257,7 +260,7 @@ class Network:
         """
         X = check_features(X, self.sizes[0], self.dtype, f"{what}X")
         targets, labels = check_targets(
-            Y, X.shape[0], self.sizes[-1], cost, self.activations[-1].name, f"{what}Y"
+            Y, X.shape[0], self.sizes[-1], cost, self.activations[-1].name, self.dtype, f"{what}Y"
         )
         ops = self.backend
         labels = None if labels is None else ops.asarray(labels)
@@ -349,7 +352,8 @@ def from_torch(module: Any, *, backend: str | Backend = "auto") -> Network:
 
 
 def load(path: str | os.PathLike[str], *, backend: str | Backend = "auto") -> Network:
-    """A Network read from a file written by `Network.save`; ValueError for anything else."""
+    """A Network read from a file written by `Network.save`; FileFormatError (a ValueError)
+    for anything else, OSError when the file cannot be read."""
     if isinstance(backend, str) and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     architecture, weights, biases = read_model(path)
@@ -362,5 +366,5 @@ def load(path: str | os.PathLike[str], *, backend: str | Backend = "auto") -> Ne
         )
         net.set_params(weights, biases)
     except (KeyError, ValueError, TypeError) as error:
-        raise ValueError(f"{os.fspath(path)} is not a gpunet model file ({error})") from None
+        raise FileFormatError(path, "a gpunet model file", error) from None
     return net

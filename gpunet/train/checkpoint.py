@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.io import model_arrays, write_arrays
+from ..core.io import READ_ERRORS, check_stored_array, model_arrays, reading, write_arrays
 
 # the History.meta entries a resumed run must match for its results to equal an
 # uninterrupted run's (the backend and the number of ranks may change); with diagnostics
@@ -50,17 +50,33 @@ def write_checkpoint(
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A checkpoint's contents as host data: {'record': ..., 'arrays': {...}}."""
-    try:
+    """A checkpoint's contents as host data: {'record': ..., 'arrays': {...}}; FileNotFoundError
+    naming it when there is none, FileFormatError (a ValueError) for another kind of file."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"checkpoint {os.fspath(path)!r} does not exist: there is nothing to resume "
+            "(without resume the run starts afresh and writes it)"
+        )
+    with reading(path, "a gpunet checkpoint"):
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                check_stored_array(archive, member.removesuffix(".npy"), kinds="biuf")
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         record = json.loads(bytes(arrays.pop("checkpoint")).decode())
         architecture = json.loads(bytes(arrays.pop("architecture")).decode())
-    except FileNotFoundError:
-        raise
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as error:
-        raise ValueError(f"{os.fspath(path)} is not a gpunet checkpoint ({error})") from None
     return {"record": record, "architecture": architecture, "arrays": arrays}
+
+
+def checkpoint_epoch(path: str | os.PathLike[str]) -> int | None:
+    """The epoch of the checkpoint at path, read from its record alone; None when there is no
+    readable checkpoint there."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("checkpoint.npy") as file:
+            record = json.loads(bytes(np.lib.format.read_array(file, allow_pickle=False)))
+        return int(record["epoch"])
+    except (*READ_ERRORS, OverflowError):
+        return None
 
 
 def restore(

@@ -13,8 +13,9 @@ their list order:
 
 and the order is
 
-    Divergence        snapshot of the parameters; DivergenceError (restoring them) on a
-                      non-finite cost
+    Divergence        snapshot of the parameters; DivergenceError on a non-finite or
+                      exploded cost; the parameters of the last recorded epoch however
+                      training ends
     RankConsistency   (distributed) DistributedError unless the ranks' parameters agree
     Validation        (with validation data) validation_cost, validation_accuracy
     Throughput        seconds, samples_per_second
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..core.network import CHUNK
 from .checkpoint import write_checkpoint
 from .history import DivergenceError, History
 
@@ -122,26 +124,75 @@ class Extensions(list):
             extension.after_epoch(epoch)
 
 
-class Divergence(Extension):
-    """Keeps the parameters of the epoch's start; on a non-finite cost restores them and
-    raises DivergenceError (on every rank alike: the costs are the job's)."""
+# an epoch's mean cost this many times the costs training started from means it exploded
+EXPLODED = 100
+SAMPLE = 4096  # examples, about, that the starting costs are taken on
 
-    def __init__(self, net: Any) -> None:
-        self.net = net
+
+class Divergence(Extension):
+    """Keeps the parameters of the epoch's start, and raises DivergenceError (on every rank
+    alike: the costs are the job's) when the epoch's cost is not finite, or exploded: over
+    EXPLODED times both the cost of the network training started from and that of outputs
+    whose weighted inputs are all zero (a network that ignores its input), each taken on an
+    even sample of about SAMPLE training examples. A learning rate far too large saturates
+    sigmoid and softmax outputs on the wrong side, at a finite cost.
+
+    However training ends, the parameters are left at the History's last epoch: back at the
+    start of an epoch that was not recorded (it diverged, or something raised, or Ctrl-C
+    came, before Recording).
+    """
+
+    def __init__(self, net: Any, run: Run, history: History) -> None:
+        self.net, self.run, self.history = net, run, history
         self.snapshot = net.backend.empty(net.params.shape, net.dtype)
+        self.epoch: int | None = None  # the epoch begun
+        self.bound = np.inf
+
+    def initialize(self, first: int) -> None:
+        net, run = self.net, self.run
+        # an even sample of the examples: the bound needs the costs' scale, not their digits
+        sample = slice(None, None, max(1, run.X.shape[0] // SAMPLE))
+        X, targets = run.X[sample], run.targets[sample]
+        labels = None if run.labels is None else run.labels[sample]
+        started = net.evaluate_checked(X, targets, labels, run.cost)["cost"]
+        self.bound = EXPLODED * max(started, blank_cost(net, targets, run.cost))
 
     def before_epoch(self, epoch: int) -> None:
         self.net.backend.xp.copyto(self.snapshot, self.net.params)
+        self.epoch = epoch
 
     def after_epoch(self, epoch: Epoch) -> None:
         cost, final = epoch.metrics["cost"], epoch.final_cost
         if not (np.isfinite(cost) and np.isfinite(final)):
-            self.net.backend.xp.copyto(self.net.params, self.snapshot)
-            raise DivergenceError(
-                f"training diverged in epoch {epoch.number}: the cost became "
-                f"{cost if not np.isfinite(cost) else final} "
-                f"(try a smaller learning rate); parameters restored to the start of the epoch"
+            became = f"the cost became {cost if not np.isfinite(cost) else final}"
+        elif cost > self.bound:
+            became = (
+                f"its cost {cost:.4g} is over {EXPLODED} times both the starting network's "
+                "and that of outputs ignoring the input"
             )
+        else:
+            return
+        raise DivergenceError(
+            f"training diverged in epoch {epoch.number}: {became} (try a smaller learning "
+            f"rate); parameters restored to the start of the epoch"
+        )
+
+    def finalize(self) -> None:
+        if self.epoch is not None and self.history.epochs < self.epoch:
+            self.net.backend.xp.copyto(self.net.params, self.snapshot)
+
+
+def blank_cost(net: Any, targets: Any, cost: Any) -> float:
+    """The mean cost of outputs whose weighted inputs z^L are all zero, as a network that
+    ignores its input gives them: sigmoids at 1/2, softmax uniform, identity at 0."""
+    ops, output, m = net.backend, net.activations[-1], targets.shape[0]
+    total = 0.0
+    for start in range(0, m, CHUNK):
+        y = targets[start : start + CHUNK].T
+        z = ops.zeros(y.shape, net.dtype)
+        a = output.forward(ops, z, ops.empty(y.shape, net.dtype))
+        total += float(cost.value(ops, z, a, y, output))
+    return total / m
 
 
 class RankConsistency(Extension):
@@ -279,7 +330,7 @@ def standard_extensions(
     """fit's extensions for a checked Run, in the order of this module's docstring."""
     root = ctx is None or ctx.is_root  # the rank that shows, records and saves
     examples = run.X.shape[0]
-    extensions: list[Extension] = [Divergence(net)]
+    extensions: list[Extension] = [Divergence(net, run, history)]
     if ctx is not None:
         extensions.append(RankConsistency(net, ctx))
     if run.validation is not None:

@@ -7,13 +7,19 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..core.io import write_atomically
+from ..core.io import reading, write_atomically
+from .diagnostics import STATISTICS
 
 HISTORY_FORMAT = "gpunet-history-1"
 
 
 class DivergenceError(FloatingPointError):
-    """Training produced a non-finite cost; the parameters are those from before that epoch."""
+    """Training diverged: an epoch's cost was not finite, or exploded (see
+    gpunet.train.extensions.Divergence); the parameters are those from before that epoch.
+
+    Like any exception out of fit, it carries the History of the finished epochs as its
+    attribute `history`.
+    """
 
 
 class History(dict):
@@ -52,23 +58,20 @@ class History(dict):
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> History:
-        """A History read from a file written by `save`; ValueError for anything else."""
-        try:
+        """A History read from a file written by `save`; FileFormatError (a ValueError) for
+        anything else, OSError when it cannot be read."""
+        with reading(path, "a gpunet history file"):
             record = json.loads(Path(path).read_text())
             if record.get("format") != HISTORY_FORMAT:
                 raise ValueError(f"format {record.get('format')!r}")
             metrics, meta = record["metrics"], record["meta"]
             if not (isinstance(metrics, dict) and isinstance(meta, dict)):
                 raise ValueError("metrics and meta must be objects")
-            if not all(isinstance(v, list) for v in metrics.values()):
-                raise ValueError("every metric must be a list of per-epoch values")
+            for key, values in metrics.items():
+                _check_metric(key, values)
             history = cls(**meta)
             history.update(metrics)
             history.check()
-        except FileNotFoundError:
-            raise
-        except (OSError, AttributeError, KeyError, ValueError) as error:
-            raise ValueError(f"{os.fspath(path)} is not a gpunet history file ({error})") from None
         return history
 
     def plot(self, path: str | os.PathLike[str]) -> Path:
@@ -76,3 +79,24 @@ class History(dict):
         from .plots import plot_histories
 
         return plot_histories([self], path)
+
+
+def _check_metric(key: str, values: Any) -> None:
+    """ValueError unless values lists one entry per epoch: a number, or for the per-layer
+    statistics of diagnostics.py a list of a number (or null) per layer, the same layers
+    every epoch."""
+    if not isinstance(values, list):
+        raise ValueError(f"metric {key!r} must be a list of per-epoch values")
+    if key not in STATISTICS:
+        if not all(map(_is_number, values)):
+            raise ValueError(f"metric {key!r} must list one number per epoch")
+    elif not (
+        all(isinstance(value, list) for value in values)
+        and len({len(value) for value in values}) <= 1
+        and all(entry is None or _is_number(entry) for value in values for entry in value)
+    ):
+        raise ValueError(f"metric {key!r} must list one number per layer, per epoch")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

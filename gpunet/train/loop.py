@@ -51,6 +51,16 @@ def fit(
     after every epoch; one that returns True stops training. `diagnostics=True` adds the
     per-layer statistics of gpunet.train.diagnostics to the History (read back once per epoch).
 
+    `seed` governs the shuffle alone (None: fresh entropy, a different order on every run);
+    the initial weights come from the Network's seed. A run repeats exactly when both are
+    given: Network(..., seed=0).fit(..., seed=0).
+
+    An epoch whose cost is not finite or explodes (over 100 times the cost training started
+    from; gpunet.train.extensions.Divergence) raises DivergenceError. Whatever stops training
+    with an exception (a callback's, DivergenceError, KeyboardInterrupt), the network is
+    left with the parameters of the last finished epoch and the exception carries that
+    epoch's History as its attribute `history`.
+
     `distributed=True` (or a `Distributed`) trains over the ranks mpiexec launched: each
     backpropagates its shard of every mini-batch and the gradients are averaged
     (docs/distributed.md); only rank 0 shows progress and calls the callbacks. A CuPy
@@ -142,14 +152,21 @@ def train(net: Any, run: Run, ctx: Distributed | None) -> History:
     # a rank that fails alone must take the job down; divergence and drift are seen by all
     collective = (DivergenceError, DistributedError)
     guard = contextlib.nullcontext() if ctx is None else ctx.abort_on_error(*collective)
-    try:
-        with guard, extensions.running(first):
-            _epochs(net, run, ctx, rng, recorder, extensions, first)
-    except Exception as error:
-        # what was done stays reachable: the finished epochs ride on the exception
-        error.history = history  # type: ignore[attr-defined]
-        raise
+    with _carrying(history), guard, extensions.running(first):
+        _epochs(net, run, ctx, rng, recorder, extensions, first)
     return history
+
+
+@contextlib.contextmanager
+def _carrying(history: History) -> Iterator[None]:
+    """Any exception out of training carries the History of the finished epochs, as its
+    attribute `history` (unless it has one of its own): what was done stays reachable."""
+    try:
+        yield
+    except BaseException as error:
+        if not hasattr(error, "history"):
+            error.history = history
+        raise
 
 
 def _epochs(

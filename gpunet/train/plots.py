@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..core.checks import check_output_path
+from ..core.io import write_atomically
 
 # one panel is PANEL_INCHES · DPI = 480 × 340 pixels (exact in binary, so the PNG is too)
 DPI = 80
@@ -23,18 +24,16 @@ PANEL_INCHES = (6.0, 4.25)
 
 
 def png_path(path: str | os.PathLike[str]) -> Path:
-    """`path` as a Path, checked to name a .png file in an existing directory."""
-    path = check_output_path("path", path)
-    if path.suffix.lower() != ".png":
-        raise ValueError(f"path must end in .png, got {os.fspath(path)!r}")
-    return path
+    """`path` as a Path, checked to name a writable .png file (check_output_path)."""
+    return check_output_path("path", path, suffix=".png")
 
 
-def save_figure(figure: Figure, path: Path) -> Path:
-    """Render on the Agg canvas and write the PNG at the figure's exact pixel size."""
+def save_figure(figure: Figure, path: str | os.PathLike[str], dpi: int = DPI) -> Path:
+    """Render on the Agg canvas and write the PNG at the figure's size in inches times dpi,
+    atomically (io.write_atomically: a reader never sees half an image)."""
     FigureCanvasAgg(figure)
-    figure.savefig(path, format="png", dpi=DPI)
-    return path
+    write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=dpi))
+    return Path(path)
 
 
 def plot_histories(
@@ -125,8 +124,8 @@ def _describe(history: Any) -> str:
     parts = []
     if "sizes" in meta:
         parts.append(str(meta["sizes"]))
-    if "activations" in meta:
-        parts.append("/".join(meta["activations"]))
+    if isinstance(meta.get("activations"), list):
+        parts.append("/".join(map(str, meta["activations"])))
     if "cost" in meta:
-        parts.append(meta["cost"])
+        parts.append(str(meta["cost"]))
     return " ".join(parts) or "history"

@@ -111,7 +111,8 @@ def _checked_checkpoint(checkpoint: Any, resume: bool) -> Path | None:
         path = check_output_path("checkpoint", checkpoint)
         if resume and not path.is_file():
             raise FileNotFoundError(
-                f"resume=True: no checkpoint {os.fspath(path)!r} to resume from"
+                f"resume=True: checkpoint {os.fspath(path)!r} does not exist: there is nothing "
+                "to resume (without resume the run starts afresh and writes it)"
             )
         return path
     if resume:

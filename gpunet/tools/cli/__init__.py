@@ -1,18 +1,26 @@
 """The `gpunet` command, a thin layer over the library: each command's options sit beside
-its handler, one module a group, and COMMANDS lists them in the order --help shows."""
+its handler, one module a group, and COMMANDS lists them in the order --help shows.
+
+main() is where faults meet the user: every output path a command declares is checked
+before its handler runs, and an exception of the user's making (FAULTS: a bad argument,
+a file that cannot be read or written or is not what it should be, a backend that is not
+there, memory, divergence, Ctrl-C) becomes one line on stderr and an exit code. Anything
+else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
-import gzip
+import errno
 import os
-import pickle
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from ... import __version__
 from ...core.backends import BackendUnavailableError
 from ...core.checks import check_output_path
+from ...core.io import FileFormatError
 from ...train.history import DivergenceError
 from .bench import BENCH
 from .check import GRADCHECK
@@ -40,29 +48,62 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
-EXIT_CODES = """exit status:
-  0    success
-  1    training diverged (a non-finite cost)
-  2    a usage error: a bad argument, or a file that cannot be read or written
-  130  interrupted (Ctrl-C); train says where its last checkpoint is"""
+@dataclass(frozen=True)
+class Fault:
+    """A kind of failure the user can act on: its exit code, the exceptions, what it means."""
 
-# a user's fault, not gpunet's: one line on stderr and exit 2, no traceback
-USER_ERRORS = (
-    OSError,
-    ValueError,
-    TypeError,
-    EOFError,
-    pickle.UnpicklingError,
-    gzip.BadGzipFile,
-    BackendUnavailableError,
+    code: int
+    errors: tuple[type[BaseException], ...]
+    meaning: str
+
+
+# matched in this order, the more specific first (a FileFormatError is a ValueError)
+FAULTS = (
+    Fault(4, (FileFormatError,), "a file is not what it should be (damaged, truncated, foreign)"),
+    Fault(
+        3,
+        (OSError,),
+        "a file cannot be read or written (missing, no permission, a directory, no space)",
+    ),
+    Fault(5, (BackendUnavailableError,), "the backend asked for cannot run on this machine"),
+    Fault(6, (MemoryError,), "out of memory"),
+    Fault(
+        1,
+        (DivergenceError,),
+        "the run failed: training diverged, or gradcheck is above its tolerance",
+    ),
+    Fault(2, (ValueError, TypeError), "a bad argument"),
 )
+FAILED, INTERRUPTED = 1, 130  # 130 = 128 + SIGINT, as shells report a Ctrl-C
+INTERRUPTED_MEANING = "interrupted (Ctrl-C); train says where its last checkpoint is"
+
+# what to do about a system error, by its errno
+HINTS = {
+    errno.ENOENT: "check the path",
+    errno.EACCES: "check its permissions, or choose another path",
+    errno.EPERM: "check its permissions, or choose another path",
+    errno.EISDIR: "give the name of a file, not a directory",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
+    errno.ENOSPC: "free some space, or write elsewhere",
+    errno.EDQUOT: "free some space, or write elsewhere",
+    errno.EFBIG: "the file is over a size limit: write elsewhere",
+    errno.EROFS: "the file system is read-only: write elsewhere",
+}
+
+
+def exit_codes() -> str:
+    """The exit codes as `gpunet --help` ends with them."""
+    lines = [f"  {0:>3}  success"]
+    lines += [f"  {f.code:>3}  {f.meaning}" for f in sorted(FAULTS, key=lambda f: f.code)]
+    lines.append(f"  {INTERRUPTED:>3}  {INTERRUPTED_MEANING}")
+    return "exit codes:\n" + "\n".join(lines)
 
 
 def parser() -> argparse.ArgumentParser:
     gpunet = argparse.ArgumentParser(
         prog="gpunet",
         description="Fully-connected networks trained by explicit backpropagation.",
-        epilog=EXIT_CODES,
+        epilog=exit_codes(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     gpunet.add_argument("--version", action="version", version=f"gpunet {__version__}")
@@ -71,45 +112,65 @@ def parser() -> argparse.ArgumentParser:
         subparser = subparsers.add_parser(
             command.name,
             help=command.help,
-            epilog=EXIT_CODES,
+            epilog=exit_codes(),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         command.add_arguments(subparser)
-        subparser.set_defaults(handler=command.handler, outputs=command.outputs)
+        subparser.set_defaults(handler=command.handler)
     return gpunet
-
-
-def _message(error: BaseException) -> str:
-    """The error in one line, naming the file when the OS error carries one."""
-    filename = getattr(error, "filename", None)
-    if isinstance(error, OSError) and error.strerror and filename is not None:
-        return f"{os.fspath(filename)!r}: {error.strerror}"
-    return " ".join(str(error).split()) or type(error).__name__
-
-
-def _interrupted(args: argparse.Namespace) -> str:
-    checkpoint = getattr(args, "checkpoint", None)
-    if checkpoint and os.path.exists(checkpoint):
-        return f"interrupted; the last checkpoint is {checkpoint} (continue with --resume)"
-    return "interrupted"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    command = next(command for command in COMMANDS if command.name == args.command)
     try:
-        # where the results go is checked first: a typo must not cost a training run
-        for dest in args.outputs:
-            path = getattr(args, dest)
-            if path is not None:
-                check_output_path(f"--{dest}", path)
+        check_outputs(command, args)
         return args.handler(args)
-    except DivergenceError as error:
-        print(f"gpunet {args.command}: {_message(error)}", file=sys.stderr)
-        return 1
-    except USER_ERRORS as error:
-        print(f"gpunet {args.command}: error: {_message(error)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
-        print(f"gpunet {args.command}: {_interrupted(args)}", file=sys.stderr)
-        return 130
+        said = command.interrupted(args) if command.interrupted else ""
+        _say(args, "interrupted" + (f"; {said}" if said else ""))
+        return INTERRUPTED
+    except Exception as error:
+        fault = next((f for f in FAULTS if isinstance(error, f.errors)), None)
+        if fault is None:
+            raise  # a bug: its traceback is what a report needs
+        said = describe(error, args) or fault.meaning  # a bare MemoryError says nothing
+        _say(args, ("" if fault.code == FAILED else "error: ") + said)
+        return fault.code
+
+
+def check_outputs(command: Command, args: argparse.Namespace) -> None:
+    """Every output path the command was given, checked writable before any work (a typo
+    must not cost a training run or a benchmark sweep), and no two of them the same file."""
+    written: dict[str, str] = {}
+    for option, suffix in command.outputs.items():
+        path = getattr(args, option.lstrip("-").replace("-", "_"))
+        if path is None:
+            continue
+        key = os.path.realpath(check_output_path(option, path, suffix=suffix))
+        if key in written:
+            raise ValueError(f"{written[key]} and {option} name the same file {path!r}")
+        written[key] = option
+
+
+def describe(error: BaseException, args: argparse.Namespace) -> str:
+    """The error in one line: a system error as the option and file it concerns, what went
+    wrong and what to do; any other as its message."""
+    if not (isinstance(error, OSError) and error.errno is not None and error.strerror):
+        return " ".join(str(error).split())
+    where = ""
+    if error.filename is not None:
+        filename = os.fspath(error.filename)
+        options = [
+            f"--{key.replace('_', '-')} "
+            for key, value in vars(args).items()
+            if isinstance(value, (str, os.PathLike)) and os.fspath(value) == filename
+        ]
+        where = f"{options[0] if options else ''}{filename!r}"
+    hint = HINTS.get(error.errno)
+    return ": ".join(part for part in (where, error.strerror, hint) if part)
+
+
+def _say(args: argparse.Namespace, message: str) -> None:
+    print(f"gpunet {args.command}: {message}", file=sys.stderr)

@@ -104,5 +104,5 @@ BENCH = Command(
     "training and inference throughput across batch sizes, beside peers",
     bench_arguments,
     bench_command,
-    outputs=("json", "plot"),
+    outputs={"--json": None, "--plot": ".png"},
 )

@@ -11,14 +11,16 @@ import numpy as np
 from ...core.gradcheck import gradcheck
 from ...core.network import Network
 from ..bench import time_gradients
-from .common import Command, add_network, add_sizes, int_list
+from .common import Command, add_network, add_sizes, count, int_list, positive_float
 
 
 def gradcheck_arguments(parser: argparse.ArgumentParser) -> None:
     add_sizes(parser, [8, 6, 4])
     add_network(parser, "tanh,softmax")
-    parser.add_argument("--samples", type=int, default=5)
-    parser.add_argument("--tolerance", type=float, default=1e-6)
+    parser.add_argument("--samples", type=count, default=5)
+    parser.add_argument(
+        "--tolerance", type=positive_float, default=1e-6, help="the largest relative error"
+    )
     parser.add_argument(
         "--timing",
         action="store_true",

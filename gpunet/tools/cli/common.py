@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...core.activations import ACTIVATIONS
 from ...core.backends import BACKENDS
+from ...core.checks import check_count, check_positive
 from ...core.costs import COSTS
 
 NATURAL_COST = (
@@ -19,14 +20,33 @@ NATURAL_COST = (
 
 @dataclass(frozen=True)
 class Command:
-    """One subcommand: its name and help line, the options it adds, the function it runs."""
+    """One subcommand: its name and help line, the options it adds, the function it runs;
+    the options that name files it writes (each with the suffix it must have, or None),
+    which main() checks before the handler runs; and what to tell the user when Ctrl-C
+    interrupts it (where the work done so far is)."""
 
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     handler: Callable[[argparse.Namespace], int]
-    # the options (argparse dests) naming files to write: main() checks them before any work
-    outputs: tuple[str, ...] = ()
+    outputs: dict[str, str | None] = field(default_factory=dict)
+    interrupted: Callable[[argparse.Namespace], str] | None = None
+
+
+def count(text: str) -> int:
+    """An integer >= 1, as an argparse type."""
+    try:
+        return check_count("the value", int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0, as an argparse type."""
+    try:
+        return check_positive("the value", float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}") from None
 
 
 def int_list(text: str) -> list[int]:

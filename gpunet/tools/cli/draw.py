@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ...core.checks import check_output_path
 from ...core.network import Network
 from ...train.history import History
 from .common import Command, add_activations, add_cost, add_sizes
@@ -19,8 +20,11 @@ def plot_arguments(parser: argparse.ArgumentParser) -> None:
 def plot_command(args: argparse.Namespace) -> int:
     from ...train.plots import plot_histories
 
+    # -o is checked before this command runs; its default, here, before any drawing
+    output = args.output or check_output_path(
+        "--output", Path(args.histories[0]).with_suffix(".png"), suffix=".png"
+    )
     histories = [History.load(path) for path in args.histories]
-    output = args.output or Path(args.histories[0]).with_suffix(".png")
     plot_histories(histories, output, labels=[Path(path).stem for path in args.histories])
     print(f"plot written to {output}")
     return 0
@@ -48,12 +52,12 @@ PLOT = Command(
     "plot training histories (from train --history)",
     plot_arguments,
     plot_command,
-    outputs=("output",),
+    outputs={"--output": ".png"},
 )
 GRAPH = Command(
     "graph",
     "draw a network's forward and backward graph",
     graph_arguments,
     graph_command,
-    outputs=("output",),
+    outputs={"--output": ".png"},
 )

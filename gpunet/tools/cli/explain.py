@@ -40,5 +40,5 @@ EXPLAIN = Command(
     "the notes' one-neuron chain: hand-derived partials, backprop, numeric",
     explain_arguments,
     explain_command,
-    outputs=("graph",),
+    outputs={"--graph": ".png"},
 )

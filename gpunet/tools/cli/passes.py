@@ -80,5 +80,5 @@ PASSES = Command(
     "backprop's cost in forward passes: FLOPs counted, time measured",
     passes_arguments,
     passes_command,
-    outputs=("json",),
+    outputs={"--json": None},
 )

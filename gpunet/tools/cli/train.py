@@ -17,6 +17,7 @@ from ... import datasets
 from ...core.network import Network
 from ...core.optimizers import OPTIMIZERS, SGD, Adam, Optimizer
 from ...core.parameters import DTYPES, INITS
+from ...train.checkpoint import checkpoint_epoch
 from ...train.distributed import Distributed, launched_ranks
 from ...train.history import History
 from .common import Command, add_network, add_no_progress, add_sizes
@@ -229,10 +230,24 @@ def train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def interrupted(args: argparse.Namespace) -> str:
+    """Where the training interrupted left its work: the last checkpoint, if any."""
+    if args.checkpoint is None:
+        return "nothing was saved (--checkpoint PATH keeps the training state as it goes)"
+    epoch = checkpoint_epoch(args.checkpoint)
+    if epoch is None:
+        return f"no checkpoint was written to {args.checkpoint} yet"
+    return (
+        f"the last checkpoint is {args.checkpoint} (epoch {epoch}): run the same command "
+        "with --resume to continue from it"
+    )
+
+
 TRAIN = Command(
     "train",
     "train a network and report its test accuracy",
     train_arguments,
     train_command,
-    outputs=("save", "history", "checkpoint"),
+    outputs={"--save": None, "--history": None, "--checkpoint": None},
+    interrupted=interrupted,
 )
