@@ -44,6 +44,8 @@ class Workspace:
         ops, dtype, last = net.backend, net.dtype, len(net.activations) - 1
         self.x = ops.empty((m, net.sizes[0]), dtype)  # the batch, rows as at the API
         self.y = ops.empty((m, net.sizes[-1]), dtype)
+        # the rows last fed through: x and y, or views of the data when no gather was needed
+        self.inputs, self.targets = self.x, self.y
         self.weighted_input, self.activation, self.delta = [], [], []
         for i, (n, g) in enumerate(zip(net.sizes[1:], net.activations)):
             z = ops.empty((n, m), dtype)
@@ -191,7 +193,9 @@ class Network:
     def workspace(self, m: int) -> Workspace:
         workspace = self._workspaces.get(m)
         if workspace is None:
-            if len(self._workspaces) >= 4:  # fit needs two sizes; don't hoard the rest
+            # fit needs three sizes (the batch, the last batch, its probe) and validation
+            # two more; don't hoard the rest
+            if len(self._workspaces) >= 6:
                 self._workspaces.clear()
             workspace = self._workspaces[m] = Workspace(self, m)
         return workspace
@@ -205,14 +209,20 @@ class Network:
             activation = self.backend.bias_activation(g, z, b, out=a)
         return activation
 
-    def backpropagate(self, x: Array, y: Array, ws: Workspace, cost: Cost) -> None:
-        """BP1–BP4 for the batch-mean cost over rows x, y: fills the flat gradient buffer."""
+    def backpropagate(
+        self, x: Array, y: Array, ws: Workspace, cost: Cost, scale: float = 1.0
+    ) -> None:
+        """BP1–BP4 for the batch-mean cost over rows x, y: fills the flat gradient buffer
+        with scale·∂C/∂θ (plain SGD passes scale = lr: its update is then one subtraction)."""
         ops = self.backend
         self.feedforward(x, ws)
         g = self.activations
         delta = cost.delta(  # BP1
             ops, g[-1], ws.weighted_input[-1], ws.activation[-1], y.T, out=ws.delta[-1]
         )
+        if scale != 1.0:
+            # BP2–BP4 are linear in delta^L: scaling it scales every gradient
+            delta *= scale
         for i in reversed(range(len(self.weights))):
             previous = x.T if i == 0 else ws.activation[i - 1]
             ops.bias_gradient(delta, out=self.grads_b[i])  # BP3
