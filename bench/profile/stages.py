@@ -30,10 +30,11 @@ CLOCKED = (
     "gather_rows",
     "matmul",
     "bias_activation",
-    "output_delta",
+    "output_minus_target",
     "bias_gradient",
     "activation_delta",
     "sgd_update",
+    "descend",  # plain SGD: p -= lr·∂C/∂p, lr folded into BP1
 )
 
 

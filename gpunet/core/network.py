@@ -270,38 +270,35 @@ class Network:
         labels = None if labels is None else ops.asarray(labels)
         return ops.asarray(X, self.dtype), ops.asarray(targets, self.dtype), labels
 
-    def _chunks(self, X: Array, targets: Array | None = None):
-        """Feed X forward CHUNK rows at a time; yield (start, stop, workspace, output)."""
+    def _chunks(self, X: Array):
+        """Feed X forward CHUNK rows at a time (views, no copy); yield (rows, workspace, output)."""
         for start in range(0, X.shape[0], CHUNK):
-            stop = min(start + CHUNK, X.shape[0])
-            ws = self.workspace(stop - start)
-            ws.x[...] = X[start:stop]
-            if targets is not None:
-                ws.y[...] = targets[start:stop]
-            yield start, stop, ws, self.feedforward(ws.x, ws)
+            rows = slice(start, min(start + CHUNK, X.shape[0]))
+            ws = self.workspace(rows.stop - start)
+            yield rows, ws, self.feedforward(X[rows], ws)
 
     def forward(self, X: Any) -> Array:
         """Output activations A^L for each row of X, shape (m, n_L)."""
         X = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
         outputs = self.backend.empty((X.shape[0], self.sizes[-1]), self.dtype)
-        for start, stop, _, output in self._chunks(X):
-            outputs[start:stop] = output.T
+        for rows, _, output in self._chunks(X):
+            outputs[rows] = output.T
         return outputs
 
     def predict(self, X: Any) -> Array:
         """Class labels: the argmax of the outputs (a > 1/2 for one sigmoid output)."""
         X = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
         labels = self.backend.empty(X.shape[0], np.int64)
-        for start, stop, _, output in self._chunks(X):
-            labels[start:stop] = self.classify(output)
+        for rows, _, output in self._chunks(X):
+            labels[rows] = self.classify(output)
         return labels
 
     def evaluate_checked(self, X: Array, targets: Array, labels: Array | None, cost: Cost) -> dict:
         total, correct = 0.0, 0
-        for start, stop, ws, output in self._chunks(X, targets):
-            total += self.batch_cost(ws, ws.y, cost)
+        for rows, ws, output in self._chunks(X):
+            total += self.batch_cost(ws, targets[rows], cost)
             if labels is not None:
-                correct += (self.classify(output) == labels[start:stop]).sum()
+                correct += (self.classify(output) == labels[rows]).sum()
         m = X.shape[0]
         return {
             "cost": float(total) / m,

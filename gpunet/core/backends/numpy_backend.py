@@ -15,6 +15,8 @@ from .base import Array, Backend
 
 # elements per row of the zeros ReLU is taken against (see `relu`)
 ZEROS_ROW = 8192
+# below this many elements the scalar form's dispatch is cheaper than the reshapes
+SMALL_RELU = 4096
 
 
 class NumpyBackend(Backend):
@@ -46,7 +48,7 @@ class NumpyBackend(Backend):
         # NumPy's maximum against the scalar 0 takes a loop several times slower than
         # against an array of zeros (docs/performance.md): the contiguous buffers are taken
         # as rows of ZEROS_ROW elements, each against one cached row of zeros
-        if not (z.flags.c_contiguous and out.flags.c_contiguous):
+        if z.size <= SMALL_RELU or not (z.flags.c_contiguous and out.flags.c_contiguous):
             return numpy.maximum(z, 0.0, out=out)
         flat, flat_out = z.reshape(-1), out.reshape(-1)
         width = min(ZEROS_ROW, flat.size)
