@@ -22,6 +22,8 @@ What is timed:
   fit     net.fit(X, y, epochs=1, ...) as a user calls it, input checks included
   step    the same epoch as fit's loop takes it, through gpunet.train.train_step on
           already-checked arrays: fit's cost, accuracy and checks left out
+  gemm    the epoch's GEMMs alone (forward, BP2, BP4) through gpunet's backend: the
+          ceiling on the same BLAS, against which the gap is read
   torch   randperm, then per batch: gather, zero_grad, forward, loss, backward, step, and
           the loss summed on the tensor (one host read per epoch)
   infer   net.forward(X) and net.predict(X) against softmax/sigmoid(model(X)) and
@@ -46,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 import gpunet
@@ -61,8 +64,10 @@ from bench.torch_peer import (
     make_data,
     make_gpunet,
     make_torch,
+    now,
     torch_loss,
     torch_outputs,
+    use_cpu_clock,
 )
 from gpunet.train.loop import train_step
 
@@ -82,12 +87,12 @@ def gpunet_epoch(
 ) -> tuple[float, float, float]:
     """(wall seconds of the fit call, fit's in-loop seconds, mean train cost)."""
     options = {"lr": LR} if optimizer is None else {"optimizer": optimizer}
-    started = time.perf_counter()
+    started = now()
     history = net.fit(
         X, y, epochs=1, batch_size=batch_size, cost=cost, progress=False, shuffle=shuffle,
         seed=seed, **options,
     )  # fmt: skip
-    wall = time.perf_counter() - started
+    wall = now() - started
     return wall, history["seconds"][0], history["cost"][0]
 
 
@@ -95,14 +100,36 @@ def step_epoch(net, checked, batch_size: int, rng, cost, optimizer, shuffle: boo
     """Seconds of one epoch of bare train_step calls on checked (X, targets)."""
     X, targets = checked
     n = X.shape[0]
-    started = time.perf_counter()
+    started = now()
     order = rng.permutation(n) if shuffle else None
     for start in range(0, n, batch_size):
         batch = (
             slice(start, start + batch_size) if order is None else order[start : start + batch_size]
         )
         train_step(net, X, targets, batch, cost, optimizer)
-    return time.perf_counter() - started
+    return now() - started
+
+
+def gemm_epoch(net, n: int, batch_size: int) -> float:
+    """Seconds of the epoch's GEMMs alone (forward, BP2, BP4) on the same BLAS: the ceiling."""
+    matmul, weights, grads = net.backend.matmul, net.weights, net.grads_w
+    rng = np.random.default_rng(0)
+    for m in {batch_size, n % batch_size} - {0}:  # finite operands of a step's magnitude
+        ws = net.workspace(m)
+        for buffer in (ws.x, *ws.weighted_input, *ws.delta):
+            buffer[...] = rng.random(buffer.shape, dtype=np.float32) * 0.01
+    started = now()
+    for start in range(0, n, batch_size):
+        ws = net.workspace(min(batch_size, n - start))
+        activation = ws.x.T
+        for w, z in zip(weights, ws.weighted_input):
+            activation = matmul(w, activation, out=z)
+        for i in reversed(range(len(weights))):
+            previous = ws.x.T if i == 0 else ws.weighted_input[i - 1]
+            matmul(ws.delta[i], previous.T, out=grads[i])
+            if i:
+                matmul(weights[i].T, ws.delta[i], out=ws.delta[i - 1])
+    return now() - started
 
 
 def interleaved(runs: dict[str, Callable[[], float]], repeats: int, pause: float) -> dict:
@@ -131,12 +158,12 @@ def ratios(seconds: dict[str, list[float]], ours: str, theirs: str) -> dict:
 
 def train_cell(shape_name: str, optimizer: str, B: int, repeats: int, pause: float, shuffle):
     shape = SHAPES[shape_name]
-    n = min(N_EXAMPLES, 1024 * B)
+    n = min(N_EXAMPLES, 256 * B)  # 256 steps up to B = 64, fewer above
     X, y = make_data(n, shape=shape)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
     net = make_gpunet(shape=shape)
     trainer = TorchTrainer(make_torch(net, shape), shape, optimizer)
-    fit_net, step_net = net, make_gpunet(shape=shape)
+    fit_net, step_net, gemm_net = net, make_gpunet(shape=shape), make_gpunet(shape=shape)
     fit_opt, step_opt = optimizer_for(optimizer), optimizer_for(optimizer)
     cost = step_net.cost_function(shape.cost)
     checked = step_net.checked_inputs(X, y, cost)[:2]
@@ -145,21 +172,25 @@ def train_cell(shape_name: str, optimizer: str, B: int, repeats: int, pause: flo
         "fit": lambda: gpunet_epoch(fit_net, X, y, B, next(seeds), fit_opt, shape.cost, shuffle)[0],
         "step": lambda: step_epoch(step_net, checked, B, rng, cost, step_opt, shuffle),
         "torch": lambda: trainer.epoch(Xt, yt, B, shuffle)[0],
+        "gemm": lambda: gemm_epoch(gemm_net, n, B),
     }
     for run in runs.values():  # warm-up: workspaces, BLAS buffers, torch's allocator
         run()
     seconds = interleaved(runs, repeats, pause)
     fit, step = ratios(seconds, "fit", "torch"), ratios(seconds, "step", "torch")
+    ceiling = ratios(seconds, "gemm", "torch")
     result = {
         "shape": shape_name, "optimizer": optimizer, "batch_size": B, "examples": n,
         "seconds": {name: summary(times) for name, times in seconds.items()},
         "ratio_fit": fit["ratio"], "paired_ratio_fit": fit["paired_ratio_median"],
         "ratio_step": step["ratio"], "paired_ratio_step": step["paired_ratio_median"],
+        "ratio_gemm": ceiling["ratio"], "paired_ratio_gemm": ceiling["paired_ratio_median"],
         "meets_target": fit["ratio"] <= TARGET,
     }  # fmt: skip
     print(
         f"train {shape_name:11s} {optimizer:4s} B={B:5d}: fit/torch {fit['ratio']:.2f} "
-        f"(paired {fit['paired_ratio_median']:.2f}), step/torch {step['ratio']:.2f}  "
+        f"(paired {fit['paired_ratio_median']:.2f}), step/torch {step['ratio']:.2f}, "
+        f"GEMMs/torch {ceiling['ratio']:.2f}  "
         f"[torch {statistics.median(seconds['torch']) * 1e3:.1f} ms/epoch]",
         flush=True,
     )
@@ -176,10 +207,10 @@ def infer_cell(shape_name: str, B: int, repeats: int, pause: float) -> dict:
 
     def timed(call: Callable[[], object]) -> Callable[[], float]:
         def run() -> float:
-            started = time.perf_counter()
+            started = now()
             for _ in range(calls):
                 call()
-            return (time.perf_counter() - started) / calls
+            return (now() - started) / calls
 
         return run
 
@@ -240,13 +271,17 @@ def gradient_check(m: int = 256, rtol: float = 1e-4, shape: Shape = MNIST) -> di
 
 def table(results: list[dict], kind: str) -> str:
     if kind == "train":
-        lines = ["| shape | optimizer | batch | torch ms/epoch | fit/torch | step/torch | <= 0.9 |",
-                 "|---|---|---:|---:|---:|---:|:---:|"]  # fmt: skip
+        lines = [
+            "| shape | optimizer | batch | torch ms/epoch | fit/torch | step/torch "
+            "| GEMMs/torch | <= 0.9 |",
+            "|---|---|---:|---:|---:|---:|---:|:---:|",
+        ]
         for r in results:
             lines.append(
                 f"| {r['shape']} | {r['optimizer']} | {r['batch_size']} "
                 f"| {r['seconds']['torch']['median'] * 1e3:.1f} | {r['ratio_fit']:.2f} "
-                f"| {r['ratio_step']:.2f} | {'yes' if r['meets_target'] else 'no'} |"
+                f"| {r['ratio_step']:.2f} | {r['ratio_gemm']:.2f} "
+                f"| {'yes' if r['meets_target'] else 'no'} |"
             )
     else:
         lines = ["| shape | batch | torch forward us | forward/torch | predict/torch | <= 0.9 |",
@@ -270,6 +305,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=7, help="timed runs of each, per cell")
     parser.add_argument("--pause", type=float, default=0.15, help="seconds before each run")
     parser.add_argument("--no-shuffle", action="store_true", help="slices on both sides")
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="cpu: both on one thread, timed by the thread's CPU time (a shared machine)",
+    )
     parser.add_argument("--examples", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help="write the record here")
     args = parser.parse_args(argv)
@@ -280,7 +321,12 @@ def main(argv: list[str] | None = None) -> int:
             args.infer_batch_sizes = args.batch_sizes
     numbers = lambda text: [int(b) for b in text.split(",") if b.strip()]  # noqa: E731
     shapes, optimizers = args.shapes.split(","), args.optimizers.split(",")
-    torch.set_num_threads(os.cpu_count() or 1)
+    threads = os.cpu_count() or 1
+    if args.clock == "cpu":
+        use_cpu_clock()
+        threads, args.pause = 1, 0.0
+        threadpool_limits(1, user_api="blas")
+    torch.set_num_threads(threads)
     before = machine()
     pools = ", ".join(
         f"{p['internal_api']} {p.get('version') or ''} {p.get('architecture') or ''} "
@@ -315,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": before,
             "load_average_after": list(os.getloadavg()),
-            "settings": {"repeats": args.repeats, "pause_seconds": args.pause,
+            "settings": {"clock": args.clock, "threads": threads,
+                         "repeats": args.repeats, "pause_seconds": args.pause,
                          "shuffle": not args.no_shuffle, "target_ratio": TARGET,
                          "lr": {"sgd": LR, "adam": ADAM_LR}, "dtype": "float32",
                          "init": "he, seed 0, copied into torch"},
