@@ -11,6 +11,7 @@ import numpy
 import scipy
 import scipy.special
 
+from ..activations import Activation
 from .base import Array, Backend
 
 # elements per row of the zeros ReLU is taken against (see `relu`)
@@ -37,13 +38,15 @@ class NumpyBackend(Backend):
             return numpy.multiply(a, b, out=out)
         return numpy.matmul(a, b, out=out)
 
-    def bias_activation(self, activation, weighted_input, bias, out):
+    def bias_activation(
+        self, activation: Activation, weighted_input: Array, bias: Array, out: Array
+    ) -> Array:
         if activation.name != "relu":
             return super().bias_activation(activation, weighted_input, bias, out)
         weighted_input += bias[:, None]
-        return self.relu(weighted_input, out)
+        return self._relu(weighted_input, out)
 
-    def relu(self, z: Array, out: Array) -> Array:
+    def _relu(self, z: Array, out: Array) -> Array:
         """A = max(Z, 0), NaN kept, as ReLU.forward, against a row of zeros."""
         # NumPy's maximum against the scalar 0 takes a loop several times slower than
         # against an array of zeros (docs/performance.md): the contiguous buffers are taken
