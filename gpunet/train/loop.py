@@ -101,10 +101,11 @@ def train_step(
     m: int | None = None,
     recorder: Recorder | None = None,
 ) -> Any:
-    """One training step on the rows `batch` of X and targets (checked arrays on net's
-    backend, as `Network.checked_inputs` makes them): gather the rows, BP1–BP4, with `ctx` the
-    all-reduce of the gradients, then the optimizer's update (through `recorder` when it
-    records diagnostics). Returns the workspace, which holds the batch's forward pass.
+    """One training step on the rows `batch` (indices, or a slice taken as views) of X and
+    targets (checked arrays on net's backend, as `Network.checked_inputs` makes them): gather
+    the rows, BP1–BP4, with `ctx` the all-reduce of the gradients, then the optimizer's update
+    (through `recorder` when it records diagnostics). Returns the workspace, which holds the
+    batch's forward pass and, as ws.inputs and ws.targets, its rows.
 
     Under `ctx`, `batch` is this rank's shard of a global mini-batch of m rows (possibly
     none of them); in one process m is the batch's size.
@@ -120,7 +121,7 @@ def train_step(
     m_r = x.shape[0]
     m = m_r if m is None else m
     # plain SGD in one process: lr folded into BP1's scale, the update one subtraction
-    scale = optimizer.lr if ctx is None and is_plain_sgd(optimizer) else 1.0
+    scale = optimizer.lr if ctx is None and _is_plain_sgd(optimizer) else 1.0
     if m_r:
         net.backpropagate(x, y, ws, cost, scale)
     else:  # this rank's shard of a last batch smaller than the rank count
@@ -135,7 +136,7 @@ def train_step(
     return ws
 
 
-def is_plain_sgd(optimizer: Optimizer) -> bool:
+def _is_plain_sgd(optimizer: Optimizer) -> bool:
     """SGD without momentum or weight decay: p -= lr·∂C/∂p and nothing else."""
     return type(optimizer) is SGD and not optimizer.momentum and not optimizer.weight_decay
 
@@ -217,8 +218,9 @@ class EpochSums:
             self.correct += (self.net.classify(ws.activation[-1]) == self.labels[batch]).sum()
 
     def metrics(self, ws: Any, n: int) -> tuple[dict[str, float | None], float]:
-        """The epoch's mean cost and accuracy over n examples, and the cost of the last batch
-        after the last step, as host floats summed over the ranks."""
+        """The epoch's mean cost and accuracy over n examples, and the cost of the last
+        batch's first PROBE_ROWS rows after the last step, as host floats summed over the
+        ranks."""
         net, total, correct = self.net, self.total, self.correct
         # the batch costs were taken before each step: the last step is checked by feeding
         # the first rows of its batch forward once more (non-finite parameters or overflowing
