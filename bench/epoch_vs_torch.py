@@ -1,23 +1,35 @@
-"""One training epoch of gpunet (NumPy backend) against PyTorch on the CPU, side by side.
+"""gpunet (NumPy backend) against PyTorch on the CPU, side by side in one process: training
+epochs through `fit` and through the bare step, and inference (`forward`, `predict`).
 
-The issue's target: [784, 256, 256, 10] relu/relu/softmax, log-likelihood cost (torch's
-nn.CrossEntropyLoss on logits, mean reduction), plain SGD (lr 0.1, no momentum), float32.
-An epoch at batch 1024 must take no longer than PyTorch's (ratio gpunet/torch <= 1.0),
-and at batch 64 no more than 1.5x.
+The issue's targets (ratio gpunet/PyTorch of the median times): training through `fit`,
+float32, plain SGD (lr 0.1) and Adam (lr 1e-3), shapes mnist-mlp [784, 256, 256, 10],
+nielsen [784, 30, 10] and narrow-deep, <= 0.9 at every batch size from 1 to 4096;
+inference <= 0.9 at batch 1 to 8192.
 
-Both run in this one process on the same synthetic data (60,000 x 784 rows in [0, 1),
-labels 0..9), with the same thread count (NumPy's BLAS threads), from identical initial
-weights. After a warm-up epoch each, gpunet and torch epochs alternate (the order flips
-every repeat) so that clock or thermal drift falls on both alike.
-
-    PYTHONPATH=. python bench/epoch_vs_torch.py --json bench/results/epoch_vs_torch_cpu.json
+Fairness, in both directions:
+- the same data path: both shuffle and gather each batch's rows by index (with --no-shuffle
+  both take slices instead), from the very same memory (torch.from_numpy);
+- the same thread count (the CPU count) and identical initial weights;
+- every timed run starts after a pause (--pause, default 0.15 s), so that no thread pool
+  of the run before is still spinning (OpenBLAS's idle workers spin for about 0.1 s and
+  would slow whatever runs next on the same cores);
+- the runs of a cell alternate (the order rotates every repeat), so that load changes on a
+  shared machine fall on all alike; medians, and the median of per-repeat paired ratios;
+- the CPU model, its load, and every thread pool with its BLAS kernel (threadpoolctl) are
+  recorded.
 
 What is timed:
-  gpunet  the whole call net.fit(X, y, epochs=1, ...), input checks included (what a user
-          waits for); the fit's own in-loop time (History['seconds']) is recorded too.
-  torch   randperm, then per batch: gather X[idx], y[idx], zero_grad(set_to_none=True),
-          forward, loss, backward, step, and the running loss summed on the tensor
-          (one host read at the end of the epoch, as gpunet does).
+  fit     net.fit(X, y, epochs=1, ...) as a user calls it, input checks included
+  step    the same epoch as fit's loop takes it, through gpunet.train.train_step on
+          already-checked arrays: fit's cost, accuracy and checks left out
+  gemm    the epoch's GEMMs alone (forward, BP2, BP4) through gpunet's backend: the
+          ceiling on the same BLAS, against which the gap is read
+  torch   randperm, then per batch: gather, zero_grad, forward, loss, backward, step, and
+          the loss summed on the tensor (one host read per epoch)
+  infer   net.forward(X) and net.predict(X) against softmax/sigmoid(model(X)) and
+          model(X).argmax(1) under torch.inference_mode
+
+    PYTHONPATH=. python bench/epoch_vs_torch.py --json bench/results/epoch_vs_torch_cpu.json
 """
 
 from __future__ import annotations
@@ -25,335 +37,342 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import itertools
 import json
 import os
-import platform
 import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import scipy
 import torch
+from threadpoolctl import threadpool_limits
 from torch import nn
 
 import gpunet
-from gpunet.core.backends import Backend
-from gpunet.core.backends.numpy_backend import cpu_model
-from gpunet.tools.bench import blas_info, gpunet_source, portable
+from bench.torch_peer import (
+    ADAM_LR,
+    LR,
+    MNIST,
+    N_EXAMPLES,
+    SHAPES,
+    Shape,
+    TorchTrainer,
+    machine,
+    make_data,
+    make_gpunet,
+    make_torch,
+    now,
+    torch_loss,
+    torch_outputs,
+    use_cpu_clock,
+)
+from gpunet.train.loop import train_step
 
-SIZES = [784, 256, 256, 10]
-ACTIVATIONS = ["relu", "relu", "softmax"]
-N_EXAMPLES = 60_000
-LR = 0.1
-DATA_SEED = 20240601
-TARGETS = {1024: 1.0, 64: 1.5}  # the issue's bounds on the ratio gpunet/torch
-
-
-# --- the two implementations -----------------------------------------------------------
-
-
-def make_data(n: int = N_EXAMPLES, seed: int = DATA_SEED) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    X = rng.random((n, SIZES[0]), dtype=np.float32)
-    y = rng.integers(0, SIZES[-1], size=n, dtype=np.int64)
-    return X, y
-
-
-def make_gpunet(backend: str | Backend = "numpy") -> gpunet.Network:
-    return gpunet.Network(SIZES, ACTIVATIONS, backend=backend, dtype="float32", init="he", seed=0)
-
-
-def make_torch(net: gpunet.Network) -> nn.Sequential:
-    """The same network in torch, with gpunet's initial weights copied in."""
-    layers: list[nn.Module] = []
-    for n_in, n_out in itertools.pairwise(SIZES):
-        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
-    model = nn.Sequential(*layers[:-1])  # softmax lives in CrossEntropyLoss
-    weights, biases = net.get_params()
-    linears = [m for m in model if isinstance(m, nn.Linear)]
-    with torch.no_grad():
-        for linear, w, b in zip(linears, weights, biases):
-            assert linear.weight.shape == w.shape  # (out, in), like gpunet's W
-            linear.weight.copy_(torch.from_numpy(w))
-            linear.bias.copy_(torch.from_numpy(b))
-    return model.float()
+__all__ = ["LR", "N_EXAMPLES", "TorchTrainer", "gpunet_epoch", "make_data", "make_gpunet"]
+__all__ += ["make_torch"]
+TARGET = 0.9
+TRAIN_BATCHES = "1,4,16,64,256,1024,4096"
+INFER_BATCHES = "1,4,16,64,256,1024,4096,8192"
 
 
-def gpunet_epoch(net, X, y, batch_size: int, seed: int) -> tuple[float, float, float]:
+def optimizer_for(name: str) -> gpunet.Optimizer:
+    return gpunet.SGD(LR) if name == "sgd" else gpunet.Adam(ADAM_LR)
+
+
+def gpunet_epoch(
+    net, X, y, batch_size: int, seed: int, optimizer=None, cost="log_likelihood", shuffle=True
+) -> tuple[float, float, float]:
     """(wall seconds of the fit call, fit's in-loop seconds, mean train cost)."""
-    started = time.perf_counter()
+    options = {"lr": LR} if optimizer is None else {"optimizer": optimizer}
+    started = now()
     history = net.fit(
-        X,
-        y,
-        epochs=1,
-        batch_size=batch_size,
-        lr=LR,
-        cost="log_likelihood",
-        progress=False,
-        shuffle=True,
-        seed=seed,
-    )
-    wall = time.perf_counter() - started
+        X, y, epochs=1, batch_size=batch_size, cost=cost, progress=False, shuffle=shuffle,
+        seed=seed, **options,
+    )  # fmt: skip
+    wall = now() - started
     return wall, history["seconds"][0], history["cost"][0]
 
 
-class TorchTrainer:
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.loss_fn = nn.CrossEntropyLoss()  # mean reduction
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=LR)  # momentum 0
-        self.generator = torch.Generator().manual_seed(0)
-
-    def epoch(self, X: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
-        """(wall seconds, mean train cost) for one epoch over a shuffled permutation."""
-        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
-        started = time.perf_counter()
-        n = X.shape[0]
-        order = torch.randperm(n, generator=self.generator)
-        total = torch.zeros((), dtype=torch.float32)
-        for start in range(0, n, batch_size):
-            batch = order[start : start + batch_size]
-            xb, yb = X[batch], y[batch]  # gathered by index, as gpunet does
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * batch.shape[0]  # Σ_x C_x, as gpunet accumulates
-        cost = float(total) / n
-        return time.perf_counter() - started, cost
+def step_epoch(net, checked, batch_size: int, rng, cost, optimizer, shuffle: bool) -> float:
+    """Seconds of one epoch of bare train_step calls on checked (X, targets)."""
+    X, targets = checked
+    n = X.shape[0]
+    started = now()
+    order = rng.permutation(n) if shuffle else None
+    for start in range(0, n, batch_size):
+        batch = (
+            slice(start, start + batch_size) if order is None else order[start : start + batch_size]
+        )
+        train_step(net, X, targets, batch, cost, optimizer)
+    return now() - started
 
 
-# --- gradient sanity -------------------------------------------------------------------
+def gemm_epoch(net, n: int, batch_size: int) -> float:
+    """Seconds of the epoch's GEMMs alone (forward, BP2, BP4) on the same BLAS: the ceiling."""
+    matmul, weights, grads = net.backend.matmul, net.weights, net.grads_w
+    rng = np.random.default_rng(0)
+    for m in {batch_size, n % batch_size} - {0}:  # finite operands of a step's magnitude
+        ws = net.workspace(m)
+        for buffer in (ws.x, *ws.weighted_input, *ws.delta):
+            buffer[...] = rng.random(buffer.shape, dtype=np.float32) * 0.01
+    started = now()
+    for start in range(0, n, batch_size):
+        ws = net.workspace(min(batch_size, n - start))
+        activation = ws.x.T
+        for w, z in zip(weights, ws.weighted_input):
+            activation = matmul(w, activation, out=z)
+        for i in reversed(range(len(weights))):
+            previous = ws.x.T if i == 0 else ws.weighted_input[i - 1]
+            matmul(ws.delta[i], previous.T, out=grads[i])
+            if i:
+                matmul(weights[i].T, ws.delta[i], out=ws.delta[i - 1])
+    return now() - started
 
 
-def gradient_check(X: np.ndarray, y: np.ndarray, m: int = 256, rtol: float = 1e-4) -> dict:
-    """From identical weights, one gradient on the same batch: gpunet vs torch autograd."""
-    net = make_gpunet()
-    model = make_torch(net)
-    Xb, yb = X[:m], y[:m]
-    grads_w, grads_b = net.gradients(Xb, yb, cost="log_likelihood")
-    cost_gpunet = net.cost(Xb, yb, cost="log_likelihood")
-    model.zero_grad(set_to_none=True)
-    loss = nn.CrossEntropyLoss()(model(torch.from_numpy(Xb)), torch.from_numpy(yb))
-    loss.backward()
-    loss_torch = float(loss.detach())
-    linears = [mod for mod in model if isinstance(mod, nn.Linear)]
-    tensors = []
-    worst = 0.0
-    for i, linear in enumerate(linears):
-        for kind, ours, theirs in (
-            ("W", grads_w[i], linear.weight.grad.numpy()),
-            ("b", grads_b[i], linear.bias.grad.numpy()),
-        ):
-            ours = np.asarray(ours)
-            scale = float(np.abs(theirs).max())
-            error = float(np.abs(ours.astype(np.float64) - theirs).max()) / max(scale, 1e-30)
-            worst = max(worst, error)
-            tensors.append(
-                {
-                    "name": f"{kind}{i + 1}",
-                    "shape": list(ours.shape),
-                    "dtype": str(ours.dtype),
-                    "max_abs_torch": scale,
-                    "max_rel_error": error,
-                }
-            )
-    return {
-        "batch": m,
-        "rtol": rtol,
-        "definition": "max|g_gpunet - g_torch| / max|g_torch| per tensor",
-        "tensors": tensors,
-        "worst_rel_error": worst,
-        "cost_gpunet": float(cost_gpunet),
-        "cost_torch": loss_torch,
-        "cost_rel_error": abs(float(cost_gpunet) - loss_torch) / abs(loss_torch),
-        "ok": worst <= rtol and abs(float(cost_gpunet) - loss_torch) <= rtol * abs(loss_torch),
-    }
-
-
-# --- driver ----------------------------------------------------------------------------
+def interleaved(runs: dict[str, Callable[[], float]], repeats: int, pause: float) -> dict:
+    """Each run's seconds over `repeats` rounds, the order rotating, a pause before each."""
+    names = list(runs)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            gc.collect()
+            time.sleep(pause)
+            seconds[name].append(runs[name]())
+    return seconds
 
 
 def summary(times: list[float]) -> dict:
     return {"median": statistics.median(times), "min": min(times), "max": max(times), "all": times}
 
 
-def measure(B: int, repeats: int, X, y, Xt, yt) -> dict:
-    net = make_gpunet()
-    trainer = TorchTrainer(make_torch(net))
-    seed = iter(range(1_000_000))
-    # warm-up: first-touch of the workspaces, BLAS buffers, torch's allocator
-    g_warm = gpunet_epoch(net, X, y, B, next(seed))
-    t_warm = trainer.epoch(Xt, yt, B)
-    print(f"  B={B} warm-up: gpunet {g_warm[0]:.3f}s  torch {t_warm[0]:.3f}s", flush=True)
-    g_wall, g_loop, g_cost, t_wall, t_cost, order = [], [], [], [], [], []
-    for r in range(repeats):
-        first = ("gpunet", "torch") if r % 2 == 0 else ("torch", "gpunet")
-        order.append(list(first))
-        for which in first:
-            gc.collect()
-            if which == "gpunet":
-                wall, loop, cost = gpunet_epoch(net, X, y, B, next(seed))
-                g_wall.append(wall)
-                g_loop.append(loop)
-                g_cost.append(cost)
-            else:
-                wall, cost = trainer.epoch(Xt, yt, B)
-                t_wall.append(wall)
-                t_cost.append(cost)
-        print(
-            f"  B={B} repeat {r + 1}/{repeats}: gpunet {g_wall[-1]:.3f}s "
-            f"(loop {g_loop[-1]:.3f}s)  torch {t_wall[-1]:.3f}s",
-            flush=True,
-        )
-    g, g_in, t = summary(g_wall), summary(g_loop), summary(t_wall)
-    ratio = g["median"] / t["median"]
-    paired = [a / b for a, b in zip(g_wall, t_wall)]  # same repeat: same machine state
-    target = TARGETS.get(B)
+def ratios(seconds: dict[str, list[float]], ours: str, theirs: str) -> dict:
+    paired = [a / b for a, b in zip(seconds[ours], seconds[theirs])]
     return {
-        "batch_size": B,
-        "steps_per_epoch": -(-N_EXAMPLES // B),
-        "repeats": repeats,
-        "order": order,
-        "warmup_seconds": {"gpunet": g_warm[0], "torch": t_warm[0]},
-        "gpunet_seconds": g,
-        "gpunet_fit_loop_seconds": g_in,
-        "torch_seconds": t,
-        "ratio": ratio,
-        "ratio_fit_loop": g_in["median"] / t["median"],
-        "paired_ratios": paired,
+        "ratio": statistics.median(seconds[ours]) / statistics.median(seconds[theirs]),
         "paired_ratio_median": statistics.median(paired),
-        "gpunet_fit_overhead_seconds": [a - b for a, b in zip(g_wall, g_loop)],
-        "target_ratio": target,
-        "meets_target": None if target is None else ratio <= target,
-        "train_cost": {"gpunet": g_cost, "torch": t_cost},
     }
+
+
+def train_cell(shape_name: str, optimizer: str, B: int, repeats: int, pause: float, shuffle):
+    shape = SHAPES[shape_name]
+    n = min(N_EXAMPLES, 256 * B)  # 256 steps up to B = 64, fewer above
+    X, y = make_data(n, shape=shape)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    net = make_gpunet(shape=shape)
+    trainer = TorchTrainer(make_torch(net, shape), shape, optimizer)
+    fit_net, step_net, gemm_net = net, make_gpunet(shape=shape), make_gpunet(shape=shape)
+    fit_opt, step_opt = optimizer_for(optimizer), optimizer_for(optimizer)
+    cost = step_net.cost_function(shape.cost)
+    checked = step_net.checked_inputs(X, y, cost)[:2]
+    seeds, rng = iter(range(1, 1_000_000)), np.random.default_rng(0)
+    runs = {
+        "fit": lambda: gpunet_epoch(fit_net, X, y, B, next(seeds), fit_opt, shape.cost, shuffle)[0],
+        "step": lambda: step_epoch(step_net, checked, B, rng, cost, step_opt, shuffle),
+        "torch": lambda: trainer.epoch(Xt, yt, B, shuffle)[0],
+        "gemm": lambda: gemm_epoch(gemm_net, n, B),
+    }
+    for run in runs.values():  # warm-up: workspaces, BLAS buffers, torch's allocator
+        run()
+    seconds = interleaved(runs, repeats, pause)
+    fit, step = ratios(seconds, "fit", "torch"), ratios(seconds, "step", "torch")
+    ceiling = ratios(seconds, "gemm", "torch")
+    result = {
+        "shape": shape_name, "optimizer": optimizer, "batch_size": B, "examples": n,
+        "seconds": {name: summary(times) for name, times in seconds.items()},
+        "ratio_fit": fit["ratio"], "paired_ratio_fit": fit["paired_ratio_median"],
+        "ratio_step": step["ratio"], "paired_ratio_step": step["paired_ratio_median"],
+        "ratio_gemm": ceiling["ratio"], "paired_ratio_gemm": ceiling["paired_ratio_median"],
+        "meets_target": fit["ratio"] <= TARGET,
+    }  # fmt: skip
+    print(
+        f"train {shape_name:11s} {optimizer:4s} B={B:5d}: fit/torch {fit['ratio']:.2f} "
+        f"(paired {fit['paired_ratio_median']:.2f}), step/torch {step['ratio']:.2f}, "
+        f"GEMMs/torch {ceiling['ratio']:.2f}  "
+        f"[torch {statistics.median(seconds['torch']) * 1e3:.1f} ms/epoch]",
+        flush=True,
+    )
+    return result
+
+
+def infer_cell(shape_name: str, B: int, repeats: int, pause: float) -> dict:
+    shape = SHAPES[shape_name]
+    X, _ = make_data(B, seed=B, shape=shape)
+    Xt = torch.from_numpy(X)
+    net = make_gpunet(shape=shape)
+    model = make_torch(net, shape)
+    calls = max(1, 2048 // B)
+
+    def timed(call: Callable[[], object]) -> Callable[[], float]:
+        def run() -> float:
+            started = now()
+            for _ in range(calls):
+                call()
+            return (now() - started) / calls
+
+        return run
+
+    def torch_forward():
+        with torch.inference_mode():
+            return torch_outputs(shape, model(Xt))
+
+    def torch_predict():
+        with torch.inference_mode():
+            return model(Xt).argmax(dim=1)
+
+    runs = {
+        "forward": timed(lambda: net.forward(X)),
+        "torch_forward": timed(torch_forward),
+        "predict": timed(lambda: net.predict(X)),
+        "torch_predict": timed(torch_predict),
+    }
+    for run in runs.values():
+        run()
+    seconds = interleaved(runs, repeats, pause)
+    forward, predict = (
+        ratios(seconds, "forward", "torch_forward"),
+        ratios(seconds, "predict", "torch_predict"),
+    )
+    print(
+        f"infer {shape_name:11s} B={B:5d}: forward/torch {forward['ratio']:.2f}, "
+        f"predict/torch {predict['ratio']:.2f}  "
+        f"[torch {statistics.median(seconds['torch_forward']) * 1e6:.1f} us/call]",
+        flush=True,
+    )
+    return {
+        "shape": shape_name, "batch_size": B, "calls_per_sample": calls,
+        "seconds": {name: summary(times) for name, times in seconds.items()},
+        "ratio_forward": forward["ratio"], "paired_ratio_forward": forward["paired_ratio_median"],
+        "ratio_predict": predict["ratio"], "paired_ratio_predict": predict["paired_ratio_median"],
+        "meets_target": max(forward["ratio"], predict["ratio"]) <= TARGET,
+    }  # fmt: skip
+
+
+def gradient_check(m: int = 256, rtol: float = 1e-4, shape: Shape = MNIST) -> dict:
+    """From identical weights, one gradient on the same batch: gpunet vs torch autograd."""
+    X, y = make_data(m, shape=shape)
+    net = make_gpunet(shape=shape)
+    model = make_torch(net, shape)
+    grads_w, grads_b = net.gradients(X, y, cost=shape.cost)
+    model.zero_grad(set_to_none=True)
+    torch_loss(shape)(model(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+    linears = [mod for mod in model if isinstance(mod, nn.Linear)]
+    worst = 0.0
+    for i, linear in enumerate(linears):
+        for ours, theirs in ((grads_w[i], linear.weight.grad), (grads_b[i], linear.bias.grad)):
+            theirs = theirs.numpy()
+            scale = max(float(np.abs(theirs).max()), 1e-30)
+            worst = max(worst, float(np.abs(ours.astype(np.float64) - theirs).max()) / scale)
+    return {"batch": m, "rtol": rtol, "worst_rel_error": worst, "ok": worst <= rtol,
+            "definition": "max|g_gpunet - g_torch| / max|g_torch| per tensor"}  # fmt: skip
+
+
+def table(results: list[dict], kind: str) -> str:
+    if kind == "train":
+        lines = [
+            "| shape | optimizer | batch | torch ms/epoch | fit/torch | step/torch "
+            "| GEMMs/torch | <= 0.9 |",
+            "|---|---|---:|---:|---:|---:|---:|:---:|",
+        ]
+        for r in results:
+            lines.append(
+                f"| {r['shape']} | {r['optimizer']} | {r['batch_size']} "
+                f"| {r['seconds']['torch']['median'] * 1e3:.1f} | {r['ratio_fit']:.2f} "
+                f"| {r['ratio_step']:.2f} | {r['ratio_gemm']:.2f} "
+                f"| {'yes' if r['meets_target'] else 'no'} |"
+            )
+    else:
+        lines = ["| shape | batch | torch forward us | forward/torch | predict/torch | <= 0.9 |",
+                 "|---|---:|---:|---:|---:|:---:|"]  # fmt: skip
+        for r in results:
+            lines.append(
+                f"| {r['shape']} | {r['batch_size']} "
+                f"| {r['seconds']['torch_forward']['median'] * 1e6:.1f} "
+                f"| {r['ratio_forward']:.2f} | {r['ratio_predict']:.2f} "
+                f"| {'yes' if r['meets_target'] else 'no'} |"
+            )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--optimizers", default="sgd,adam")
+    parser.add_argument("--batch-sizes", default=TRAIN_BATCHES, help="training")
+    parser.add_argument("--infer-batch-sizes", default=INFER_BATCHES, help="'' for none")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each, per cell")
+    parser.add_argument("--pause", type=float, default=0.15, help="seconds before each run")
+    parser.add_argument("--no-shuffle", action="store_true", help="slices on both sides")
     parser.add_argument(
-        "--batch-sizes", default="64,1024", help="comma-separated batch sizes (default 64,1024)"
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="cpu: both on one thread, timed by the thread's CPU time (a shared machine)",
     )
-    parser.add_argument(
-        "--repeats",
-        type=int,
-        default=None,
-        help="timed epochs per implementation and batch size (default 5 at B >= 256, 3 below)",
-    )
-    parser.add_argument("--examples", type=int, default=N_EXAMPLES, help=argparse.SUPPRESS)
+    parser.add_argument("--examples", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help="write the record here")
     args = parser.parse_args(argv)
-    batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
-
-    blas = blas_info()
-    threads = int(blas["threads"])
+    if args.examples is not None:  # a quick check that it runs: few rows, no pauses, and
+        global N_EXAMPLES  # inference at the training batch sizes only
+        N_EXAMPLES, args.pause = args.examples, 0.0
+        if args.infer_batch_sizes == INFER_BATCHES:
+            args.infer_batch_sizes = args.batch_sizes
+    numbers = lambda text: [int(b) for b in text.split(",") if b.strip()]  # noqa: E731
+    shapes, optimizers = args.shapes.split(","), args.optimizers.split(",")
+    threads = os.cpu_count() or 1
+    if args.clock == "cpu":
+        use_cpu_clock()
+        threads, args.pause = 1, 0.0
+        threadpool_limits(1, user_api="blas")
     torch.set_num_threads(threads)
-    X, y = make_data(args.examples)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)  # the very same memory
-    print(f"CPU: {cpu_model()}; threads: numpy BLAS {threads}, torch {torch.get_num_threads()}")
-    print(
-        f"numpy {np.__version__} ({blas['build'].get('name')} {blas['build'].get('version')}, "
-        f"core {blas.get('corename')}), torch {torch.__version__}, scipy {scipy.__version__}, "
-        f"gpunet {gpunet.__version__}"
-    )
-
-    results = []
-    for B in batch_sizes:
-        repeats = args.repeats or (5 if B >= 256 else 3)
-        results.append(measure(B, repeats, X, y, Xt, yt))
-
-    check = gradient_check(X, y)
-    print(
-        f"gradient sanity (batch {check['batch']}): worst relative error "
-        f"{check['worst_rel_error']:.2e} (tolerance {check['rtol']:.0e}), cost "
-        f"{check['cost_gpunet']:.6f} vs {check['cost_torch']:.6f}: "
-        f"{'OK' if check['ok'] else 'MISMATCH'}"
-    )
-
-    lines = [
-        "| batch | gpunet s/epoch (min-max) | torch s/epoch (min-max) | ratio | target | met |",
-        "|---:|---:|---:|---:|---:|:---:|",
-    ]
-    for res in results:
-        g, t = res["gpunet_seconds"], res["torch_seconds"]
-        target = res["target_ratio"]
-        met = "-" if target is None else ("yes" if res["meets_target"] else "no")
-        lines.append(
-            f"| {res['batch_size']} | {g['median']:.3f} ({g['min']:.3f}-{g['max']:.3f}) "
-            f"| {t['median']:.3f} ({t['min']:.3f}-{t['max']:.3f}) | {res['ratio']:.2f} "
-            f"| {'-' if target is None else f'<= {target}'} | {met} |"
-        )
-    table = "\n".join(lines)
-    print()
-    print(table)
-    print(
-        "(gpunet: wall time of net.fit(epochs=1); in-loop ratios: "
-        + ", ".join(f"B={r['batch_size']} {r['ratio_fit_loop']:.2f}" for r in results)
-        + "; median of per-repeat paired ratios: "
-        + ", ".join(f"B={r['batch_size']} {r['paired_ratio_median']:.2f}" for r in results)
-        + ")"
-    )
-
+    before = machine()
+    pools = ", ".join(
+        f"{p['internal_api']} {p.get('version') or ''} {p.get('architecture') or ''} "
+        f"({p['num_threads']} threads)" for p in before["threadpools"]
+    )  # fmt: skip
+    print(f"CPU: {before['cpu']} ({before['cpu_count']} cores), load {before['load_average']}")
+    print(f"thread pools: {pools}")
+    train = [
+        train_cell(s, o, B, args.repeats, args.pause, not args.no_shuffle)
+        for s in shapes for o in optimizers for B in numbers(args.batch_sizes)
+    ]  # fmt: skip
+    infer = [
+        infer_cell(s, B, args.repeats, args.pause)
+        for s in shapes for B in numbers(args.infer_batch_sizes)
+    ]  # fmt: skip
+    check = gradient_check()
+    print(f"gradient check: worst relative error {check['worst_rel_error']:.1e}: "
+          f"{'OK' if check['ok'] else 'MISMATCH'}")  # fmt: skip
+    tables = {"train": table(train, "train"), "infer": table(infer, "infer")}
+    print("\n" + tables["train"] + "\n\n" + tables["infer"])
     if args.json is not None:
+        # paths as given relative to the checkout, absolute ones by their last part
+        local = [Path(a).name if os.path.isabs(a) else a for a in sys.argv]
+        given = (
+            local[1:] if argv is None else [Path(a).name if os.path.isabs(a) else a for a in argv]
+        )
         record = {
             "benchmark": "epoch_vs_torch",
-            "command": " ".join(
-                (
-                    [f"PYTHONPATH={shlex.quote(os.environ['PYTHONPATH'])}"]
-                    if os.environ.get("PYTHONPATH")
-                    else []
-                )
-                + [shlex.join([Path(sys.executable).name, *sys.argv])]
-            ),
-            "argv": sys.argv,
-            "python": sys.executable,
-            "cwd": os.getcwd(),
+            "command": "PYTHONPATH=. " + shlex.join(["python", "bench/epoch_vs_torch.py", *given]),
+            "argv": local,
+            "cwd": ".",
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "cpu": cpu_model(),
-            "cpu_count": os.cpu_count(),
-            "threads": {
-                "numpy_blas": threads,
-                "torch": torch.get_num_threads(),
-                "torch_interop": torch.get_num_interop_threads(),
-            },
-            "versions": {
-                "python": platform.python_version(),
-                "numpy": np.__version__,
-                "torch": torch.__version__,
-                "scipy": scipy.__version__,
-                "gpunet": gpunet.__version__,
-            },
-            "numpy_blas": blas,
-            "numpy_show_config": np.show_config(mode="dicts"),
-            "torch_config": torch.__config__.show(),
-            "gpunet_source": gpunet_source(),
-            "setup": {
-                "sizes": SIZES,
-                "activations": ACTIVATIONS,
-                "dtype": "float32",
-                "init": "he (gpunet, seed 0; copied into torch)",
-                "lr": LR,
-                "optimizer": "plain SGD, no momentum (torch.optim.SGD defaults otherwise)",
-                "cost": "log_likelihood / nn.CrossEntropyLoss (mean)",
-                "examples": args.examples,
-                "data_seed": DATA_SEED,
-                "gpunet_timing": "wall time of net.fit(epochs=1, shuffle=True, progress=False)",
-                "torch_timing": "randperm + per batch gather/zero_grad/forward/loss/backward/"
-                "step/loss sum, one host read per epoch",
-            },
-            "results": results,
+            "machine": before,
+            "load_average_after": list(os.getloadavg()),
+            "settings": {"clock": args.clock, "threads": threads,
+                         "repeats": args.repeats, "pause_seconds": args.pause,
+                         "shuffle": not args.no_shuffle, "target_ratio": TARGET,
+                         "lr": {"sgd": LR, "adam": ADAM_LR}, "dtype": "float32",
+                         "init": "he, seed 0, copied into torch"},
+            "results": train,
+            "inference": infer,
             "gradient_check": check,
-            "table_markdown": table,
-        }
+            "tables_markdown": tables,
+        }  # fmt: skip
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        # the interpreter, the working directory and the build configurations hold paths:
-        # relative to the checkout (the working directory) in the record, or their last part
-        args.json.write_text(json.dumps(portable(record), indent=1) + "\n")
+        args.json.write_text(json.dumps(record, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0
 

@@ -44,6 +44,8 @@ class Workspace:
         ops, dtype, last = net.backend, net.dtype, len(net.activations) - 1
         self.x = ops.empty((m, net.sizes[0]), dtype)  # the batch, rows as at the API
         self.y = ops.empty((m, net.sizes[-1]), dtype)
+        # the rows last fed through: x and y, or views of the data when no gather was needed
+        self.inputs, self.targets = self.x, self.y
         self.weighted_input, self.activation, self.delta = [], [], []
         for i, (n, g) in enumerate(zip(net.sizes[1:], net.activations)):
             z = ops.empty((n, m), dtype)
@@ -197,7 +199,9 @@ class Network:
     def workspace(self, m: int) -> Workspace:
         workspace = self._workspaces.get(m)
         if workspace is None:
-            if len(self._workspaces) >= 4:  # fit needs two sizes; don't hoard the rest
+            # fit needs three sizes (the batch, the last batch, its probe) and validation
+            # two more; don't hoard the rest
+            if len(self._workspaces) >= 6:
                 self._workspaces.clear()
             workspace = self._workspaces[m] = Workspace(self, m)
         return workspace
@@ -211,14 +215,20 @@ class Network:
             activation = self.backend.bias_activation(g, z, b, out=a)
         return activation
 
-    def backpropagate(self, x: Array, y: Array, ws: Workspace, cost: Cost) -> None:
-        """BP1–BP4 for the batch-mean cost over rows x, y: fills the flat gradient buffer."""
+    def backpropagate(
+        self, x: Array, y: Array, ws: Workspace, cost: Cost, scale: float = 1.0
+    ) -> None:
+        """BP1–BP4 for the batch-mean cost over rows x, y: fills the flat gradient buffer
+        with scale·∂C/∂θ (plain SGD passes scale = lr: its update is then one subtraction)."""
         ops = self.backend
         self.feedforward(x, ws)
         g = self.activations
         delta = cost.delta(  # BP1
             ops, g[-1], ws.weighted_input[-1], ws.activation[-1], y.T, out=ws.delta[-1]
         )
+        if scale != 1.0:
+            # BP2–BP4 are linear in delta^L: scaling it scales every gradient
+            delta *= scale
         for i in reversed(range(len(self.weights))):
             previous = x.T if i == 0 else ws.activation[i - 1]
             ops.bias_gradient(delta, out=self.grads_b[i])  # BP3
@@ -266,38 +276,35 @@ class Network:
         labels = None if labels is None else ops.asarray(labels)
         return ops.asarray(X, self.dtype), ops.asarray(targets, self.dtype), labels
 
-    def _chunks(self, X: Array, targets: Array | None = None):
-        """Feed X forward CHUNK rows at a time; yield (start, stop, workspace, output)."""
+    def _chunks(self, X: Array):
+        """Feed X forward CHUNK rows at a time (views, no copy); yield (rows, workspace, output)."""
         for start in range(0, X.shape[0], CHUNK):
-            stop = min(start + CHUNK, X.shape[0])
-            ws = self.workspace(stop - start)
-            ws.x[...] = X[start:stop]
-            if targets is not None:
-                ws.y[...] = targets[start:stop]
-            yield start, stop, ws, self.feedforward(ws.x, ws)
+            rows = slice(start, min(start + CHUNK, X.shape[0]))
+            ws = self.workspace(rows.stop - start)
+            yield rows, ws, self.feedforward(X[rows], ws)
 
     def forward(self, X: Any) -> Array:
         """Output activations A^L for each row of X, shape (m, n_L)."""
         X = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
         outputs = self.backend.empty((X.shape[0], self.sizes[-1]), self.dtype)
-        for start, stop, _, output in self._chunks(X):
-            outputs[start:stop] = output.T
+        for rows, _, output in self._chunks(X):
+            outputs[rows] = output.T
         return outputs
 
     def predict(self, X: Any) -> Array:
         """Class labels: the argmax of the outputs (a > 1/2 for one sigmoid output)."""
         X = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
         labels = self.backend.empty(X.shape[0], np.int64)
-        for start, stop, _, output in self._chunks(X):
-            labels[start:stop] = self.classify(output)
+        for rows, _, output in self._chunks(X):
+            labels[rows] = self.classify(output)
         return labels
 
     def evaluate_checked(self, X: Array, targets: Array, labels: Array | None, cost: Cost) -> dict:
         total, correct = 0.0, 0
-        for start, stop, ws, output in self._chunks(X, targets):
-            total += self.batch_cost(ws, ws.y, cost)
+        for rows, ws, output in self._chunks(X):
+            total += self.batch_cost(ws, targets[rows], cost)
             if labels is not None:
-                correct += (self.classify(output) == labels[start:stop]).sum()
+                correct += (self.classify(output) == labels[rows]).sum()
         m = X.shape[0]
         return {
             "cost": float(total) / m,

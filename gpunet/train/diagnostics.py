@@ -35,6 +35,7 @@ rank and equals one process's, to round-off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -85,14 +86,15 @@ class Recorder:
         self._fired = ops.zeros((steps, units), np.bool_)
         self._steps = 0
 
-    def step(self, ws: Any, optimizer: Any, m: int) -> None:
-        """Record the batch just backpropagated into ws, then take the optimizer's step.
+    def step(self, ws: Any, take_step: Callable[[], None], m: int, scale: float = 1.0) -> None:
+        """Record the batch just backpropagated into ws, then take_step() (the update).
 
         ws holds this rank's shard of the global mini-batch of m examples (all of it in
         one process; none of it on a rank whose shard of a small last batch is empty).
         Before the step: delta^l (BP1/BP2), ‖dC/dW^l‖ (BP4) and the saturation of A^l.
         After it: ‖ΔW^l‖ / ‖W^l‖, measured on the weights themselves, since the optimizer
-        may use the gradient buffer as scratch.
+        may use the gradient buffer as scratch. `scale` is the factor the backpropagation
+        applied to delta^L and so to every gradient (plain SGD's lr); it is divided out.
         """
         net, sums = self.net, self._sums
         xp, norm = net.backend.xp, net.backend.xp.linalg.norm
@@ -101,15 +103,15 @@ class Recorder:
         for i, (delta, gradient, activation) in enumerate(
             zip(ws.delta, net.grads_w, ws.activation)
         ):
-            sums[0, i] += (norm(delta) * share) ** 2
-            sums[1, i] += norm(gradient)
+            sums[0, i] += (norm(delta) * share / scale) ** 2
+            sums[1, i] += norm(gradient) / scale
             if names[i] in TAILED:
                 sums[3, i] += tail_count(xp, names[i], activation) / (activation.shape[0] * m)
             elif i in self._relu_columns:
                 self._fired[self._steps, self._relu_columns[i]] = (activation > 0).any(axis=1)
             self._weight_norms[i] = norm(net.weights[i])
         xp.copyto(self._before, net.params[: net.n_weights])
-        optimizer.step(net.backend, net.params, net.grads, net.n_weights)
+        take_step()
         self._before -= net.params[: net.n_weights]
         for i, change in enumerate(self._before_layers):
             sums[2, i] += norm(change) / self._weight_norms[i]

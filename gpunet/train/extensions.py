@@ -62,7 +62,7 @@ class Epoch:
     number: int
     metrics: dict[str, Any]  # cost, accuracy; the extensions add theirs
     seconds: float  # of the training pass, before any extension ran
-    final_cost: float  # the cost of the last batch after the last step, summed over the ranks
+    final_cost: float  # of the last batch's first rows after the last step, over the ranks
     stop: bool = False  # set by an extension: training ends after this epoch
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..core.costs import Cost
-from ..core.optimizers import Optimizer
+from ..core.optimizers import SGD, Optimizer
 from .checkpoint import read_checkpoint, restore
 from .diagnostics import Recorder
 from .distributed import Distributed, DistributedError, distributed_context
@@ -113,30 +113,53 @@ def train_step(
     m: int | None = None,
     recorder: Recorder | None = None,
 ) -> Any:
-    """One training step on the rows `batch` of X and targets (checked arrays on net's
-    backend, as `Network.checked_inputs` makes them): gather the rows, BP1–BP4, with `ctx` the
-    all-reduce of the gradients, then the optimizer's update (through `recorder` when it
-    records diagnostics). Returns the workspace, which holds the batch's forward pass.
+    """One training step on the rows `batch` (indices, or a slice taken as views) of X and
+    targets (checked arrays on net's backend, as `Network.checked_inputs` makes them): gather
+    the rows, BP1–BP4, with `ctx` the all-reduce of the gradients, then the optimizer's update
+    (through `recorder` when it records diagnostics). Returns the workspace, which holds the
+    batch's forward pass and, as ws.inputs and ws.targets, its rows.
 
     Under `ctx`, `batch` is this rank's shard of a global mini-batch of m rows (possibly
     none of them); in one process m is the batch's size.
     """
-    ops, m_r = net.backend, batch.shape[0]
+    ops = net.backend
+    if isinstance(batch, slice):  # rows in order (no shuffle): views, nothing gathered
+        x, y = X[batch], targets[batch]
+        ws = net.workspace(x.shape[0])
+    else:
+        ws = net.workspace(batch.shape[0])
+        x, y = ops.gather_rows(X, batch, out=ws.x), ops.gather_rows(targets, batch, out=ws.y)
+    ws.inputs, ws.targets = x, y
+    m_r = x.shape[0]
     m = m_r if m is None else m
-    ws = net.workspace(m_r)
-    ops.gather_rows(X, batch, out=ws.x)
-    ops.gather_rows(targets, batch, out=ws.y)
+    # plain SGD in one process: lr folded into BP1's scale, the update one subtraction
+    scale = optimizer.lr if ctx is None and _is_plain_sgd(optimizer) else 1.0
     if m_r:
-        net.backpropagate(ws.x, ws.y, ws, cost)
+        net.backpropagate(x, y, ws, cost, scale)
     else:  # this rank's shard of a last batch smaller than the rank count
         net.grads.fill(0)
     if ctx is not None:
         ctx.allreduce_gradients(net.grads, m_r / m)
+    take_step = partial(_update, net, optimizer, scale)
     if recorder is None:
-        optimizer.step(ops, net.params, net.grads, net.n_weights)
+        take_step()
     else:
-        recorder.step(ws, optimizer, m)
+        recorder.step(ws, take_step, m, scale)
     return ws
+
+
+def _is_plain_sgd(optimizer: Optimizer) -> bool:
+    """SGD without momentum or weight decay: p -= lr·∂C/∂p and nothing else."""
+    return type(optimizer) is SGD and not optimizer.momentum and not optimizer.weight_decay
+
+
+def _update(net: Any, optimizer: Optimizer, scale: float) -> None:
+    """The optimizer's step on net's flat buffers; p -= grads when BP1 applied lr (scale)."""
+    if scale == 1.0:
+        optimizer.step(net.backend, net.params, net.grads, net.n_weights)
+    else:
+        optimizer.attach(net.params)
+        net.backend.descend(net.params, net.grads)
 
 
 def train(net: Any, run: Run, ctx: Distributed | None) -> History:
@@ -186,7 +209,7 @@ def _epochs(
         order = ops.asarray(rng.permutation(n) if run.shuffle else np.arange(n))
         started = time.perf_counter()
         sums = EpochSums(net, cost, run.labels, ctx)
-        for batch, m in _batches(order, batch_size, ctx):
+        for batch, m in _batches(order, batch_size, ctx, run.shuffle):
             ws = train_step(
                 net, X, targets, batch, cost, optimizer, ctx=ctx, m=m, recorder=recorder
             )
@@ -199,12 +222,24 @@ def _epochs(
             break
 
 
-def _batches(order: Any, batch_size: int, ctx: Distributed | None) -> Iterator[tuple[Any, int]]:
-    """Each mini-batch of the shuffled `order` with its size m; under ctx, this rank's shard."""
-    for start in range(0, order.shape[0], batch_size):
+def _batches(
+    order: Any, batch_size: int, ctx: Distributed | None, shuffled: bool = True
+) -> Iterator[tuple[Any, int]]:
+    """Each mini-batch of the shuffled `order` with its size m; under ctx, this rank's shard.
+    Unshuffled in one process, a batch is a slice: train_step takes views of its rows."""
+    n = order.shape[0]
+    for start in range(0, n, batch_size):
+        if not shuffled and ctx is None:
+            stop = min(start + batch_size, n)
+            yield slice(start, stop), stop - start
+            continue
         batch = order[start : start + batch_size]
         m = batch.shape[0]
         yield (batch if ctx is None else batch[ctx.shard(m)]), m
+
+
+# rows of the last batch fed forward again after the epoch's last step (see EpochSums)
+PROBE_ROWS = 64
 
 
 class EpochSums:
@@ -217,18 +252,22 @@ class EpochSums:
     def add(self, ws: Any, batch: Any) -> None:
         """Add the cost and correct outputs of the batch in ws (fed forward before its step)."""
         # the step changed the parameters, not the batch's forward pass in ws
-        self.total += self.net.batch_cost(ws, ws.y, self.cost)
+        self.total += self.net.batch_cost(ws, ws.targets, self.cost)
         if self.labels is not None:
             self.correct += (self.net.classify(ws.activation[-1]) == self.labels[batch]).sum()
 
     def metrics(self, ws: Any, n: int) -> tuple[dict[str, float | None], float]:
-        """The epoch's mean cost and accuracy over n examples, and the cost of the last batch
-        after the last step, as host floats summed over the ranks."""
+        """The epoch's mean cost and accuracy over n examples, and the cost of the last
+        batch's first PROBE_ROWS rows after the last step, as host floats summed over the
+        ranks."""
         net, total, correct = self.net, self.total, self.correct
         # the batch costs were taken before each step: the last step is checked by feeding
-        # its batch forward once more
-        net.feedforward(ws.x, ws)
-        final = net.batch_cost(ws, ws.y, self.cost)
+        # the first rows of its batch forward once more (non-finite parameters or overflowing
+        # activations show in any row; a whole batch would cost up to 8% of an epoch)
+        rows = min(PROBE_ROWS, ws.inputs.shape[0])
+        probe = net.workspace(rows)
+        net.feedforward(ws.inputs[:rows], probe)
+        final = net.batch_cost(probe, ws.targets[:rows], self.cost)
         if self.ctx is not None:
             total, correct, final = self.ctx.sum([float(total), float(correct), float(final)])
         metrics = {

@@ -100,6 +100,10 @@ class Backend:
 
     # --- optimizer updates over the flat parameter buffer ---------------------------
 
+    def descend(self, params: Array, scaled_grads: Array) -> None:
+        """p -= lr·∂C/∂p for gradients that BP1 already scaled by lr (plain SGD, one pass)."""
+        params -= scaled_grads
+
     def sgd_update(
         self,
         params: Array,
