@@ -43,9 +43,9 @@ def main() -> None:
     )
     show(
         f"check_targets(y) [eye({outputs})[labels] + checks]",
-        lambda: check_targets(y, n, outputs, cost, "softmax"),
+        lambda: check_targets(y, n, outputs, cost, "softmax", np.float32),
     )
-    targets, _ = check_targets(y, n, outputs, cost, "softmax")
+    targets, _ = check_targets(y, n, outputs, cost, "softmax", np.float32)
     print(f"   targets dtype from check_targets: {targets.dtype} {targets.shape}")
     show(f"asarray(targets {targets.dtype} -> float32)", lambda: np.asarray(targets, np.float32))
     show("net.checked_inputs(X, y) total", lambda: net.checked_inputs(X, y, cost))
