@@ -26,6 +26,8 @@ ARRAY_FILES = {
     ".npz": "an .npz file of numeric arrays X and y",
     ".csv": "a CSV file of comma-separated numbers",
 }
+# the files labels can be read from
+LABELLED = "give an .npz with arrays X and y, or a .csv with a label column"
 
 
 @dataclass(frozen=True)
@@ -132,10 +134,6 @@ def read_array_file(path: Path, *, labels: bool, target_column: int | None = Non
     if labels and y is None:
         raise FileFormatError(path, "labelled data", "it holds features only: " + LABELLED)
     return Examples(X, y if labels else None, str(path))
-
-
-# what each kind of file must hold for labels to be read from it
-LABELLED = "give an .npz with arrays X and y, or a .csv with a label column"
 
 
 def _split(X: np.ndarray, y: np.ndarray, test_size: float, seed: int, source: str):
