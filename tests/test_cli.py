@@ -108,7 +108,8 @@ def test_help_lists_every_command_in_order_and_version_names_the_release():
     result = run("--help")
     assert result.returncode == 0, result.stderr
     assert (
-        "{train,gradcheck,bench,plot,graph,explain,jacobians,passes,info,doctor}" in result.stdout
+        "{train,predict,evaluate,export,gradcheck,bench,plot,graph,explain,jacobians,passes,info,doctor}"
+        in result.stdout
     )
     assert "draw a network's forward and backward graph" in result.stdout
     usage = run("gradcheck", "--help")

@@ -24,18 +24,22 @@ from ...core.io import FileFormatError
 from ...train.history import DivergenceError
 from .bench import BENCH
 from .check import GRADCHECK
-from .common import Command
+from .common import Command, MissingExtraError
 from .doctor import DOCTOR
 from .draw import GRAPH, PLOT
 from .explain import EXPLAIN
 from .info import INFO
 from .jacobians import JACOBIANS
+from .model import EVALUATE, EXPORT, PREDICT
 from .passes import PASSES
 from .train import TRAIN
 
 # in the order `gpunet --help` lists them
 COMMANDS: tuple[Command, ...] = (
     TRAIN,
+    PREDICT,
+    EVALUATE,
+    EXPORT,
     GRADCHECK,
     BENCH,
     PLOT,
@@ -67,6 +71,7 @@ FAULTS = (
     ),
     Fault(5, (BackendUnavailableError,), "the backend asked for cannot run on this machine"),
     Fault(6, (MemoryError,), "out of memory"),
+    Fault(7, (MissingExtraError,), "an optional package is not installed (the error names it)"),
     Fault(
         1,
         (DivergenceError,),

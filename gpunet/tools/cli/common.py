@@ -11,11 +11,22 @@ from ...core.activations import ACTIVATIONS
 from ...core.backends import BACKENDS
 from ...core.checks import check_count, check_positive
 from ...core.costs import COSTS
+from ..data import SPLITS
 
 NATURAL_COST = (
     "default: the output's natural cost (softmax: log_likelihood, "
     "sigmoid: cross_entropy, else quadratic)"
 )
+
+
+DATA = (
+    "'digits' (bundled), an MNIST IDX directory or mnist.pkl.gz, or an array file: "
+    ".npy (features), .npz (arrays X and y), .csv (numbers; labels in the last column)"
+)
+
+
+class MissingExtraError(ImportError):
+    """An optional package a command needs is not installed; the message names its extra."""
 
 
 @dataclass(frozen=True)
@@ -104,3 +115,32 @@ def add_network(parser: argparse.ArgumentParser, activations: str) -> None:
 
 def add_no_progress(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_data(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    """--data and how it is read: the part held out for testing, a CSV's label column."""
+    parser.add_argument("--data", default=default, required=default is None, help=DATA)
+    parser.add_argument(
+        "--test-size",
+        type=float,
+        default=0.2,
+        help="fraction held out for testing when the data has no separate test set",
+    )
+    parser.add_argument(
+        "--target-column",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the .csv column of the labels (default: the last; negative counts from the end)",
+    )
+
+
+def add_split(parser: argparse.ArgumentParser) -> None:
+    """--split and --seed: which part of the digits or MNIST, split as train split them."""
+    parser.add_argument(
+        "--split",
+        choices=SPLITS,
+        default=None,
+        help="the part of the digits or MNIST to use (default: test), as train split them",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="the seed train split with")

@@ -8,53 +8,22 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TextIO
 
 from tqdm.auto import tqdm
 
-from ... import datasets
 from ...core.network import Network
 from ...core.optimizers import OPTIMIZERS, SGD, Adam, Optimizer
 from ...core.parameters import DTYPES, INITS
 from ...train.checkpoint import checkpoint_epoch
 from ...train.distributed import Distributed, launched_ranks
 from ...train.history import History
-from .common import Command, add_network, add_no_progress, add_sizes
-
-
-def load_data(spec: str, test_size: float, seed: int):
-    """(X_train, y_train, X_test, y_test, description) for 'digits' or an MNIST path."""
-    if spec == "digits":
-        X, y = datasets.digits()
-        split = datasets.train_test_split(X, y, test_size=test_size, shuffle=True, seed=seed)
-        return (*split, f"digits (8x8), shuffled split with seed {seed}")
-    path = Path(spec)
-    if path.is_dir():
-        try:
-            train = datasets.mnist(path, "train")
-        except FileNotFoundError:
-            # only the 10k test set at hand (as under ../shared): train on its first part
-            X, y = datasets.mnist(path, "test")
-            split = datasets.train_test_split(X, y, test_size=test_size)
-            return (*split, f"MNIST test set at {path}, last {test_size:g} held out")
-        return (*train, *datasets.mnist(path, "test"), f"MNIST at {path}")
-    train, test = datasets.mnist(path, "train"), datasets.mnist(path, "test")
-    return (*train, *test, f"MNIST pickle {path}")
+from ..data import read_splits
+from .common import Command, add_data, add_network, add_no_progress, add_sizes
 
 
 def train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data",
-        default="digits",
-        help="'digits' (bundled, the default), an MNIST IDX directory, or mnist.pkl.gz",
-    )
-    parser.add_argument(
-        "--test-size",
-        type=float,
-        default=0.2,
-        help="fraction held out when the data has no separate test set",
-    )
+    add_data(parser, "digits")
     add_sizes(parser, None, help="layer widths, e.g. 784,30,10 (default: inputs,30,classes)")
     add_network(parser, "sigmoid")
     _optimizer_arguments(parser)
@@ -193,22 +162,22 @@ def train_command(args: argparse.Namespace) -> int:
     root = ctx is None or ctx.is_root
     if not root:
         say = io.StringIO()  # rank 0 alone reports
-    X_train, y_train, X_test, y_test, description = load_data(args.data, args.test_size, args.seed)
-    net = _network(args, X_train.shape[1], int(max(y_train.max(), y_test.max())) + 1)
-    print(f"data: {description}: {len(y_train)} train, {len(y_test)} test", file=say)
+    train, test = read_splits(args.data, args.test_size, args.seed, args.target_column)
+    net = _network(args, train.X.shape[1], int(max(train.y.max(), test.y.max())) + 1)
+    print(f"data: {train.source}: {len(train.y)} train, {len(test.y)} test", file=say)
     print(f"backend: {net.backend_reason}", file=say)
     print(f"network: {net.sizes} {'/'.join(net.activation_names)}, {net.dtype.name}", file=say)
     if ctx is not None:
         print(f"distributed: {ctx.size} ranks, batches of {args.batch_size} split", file=say)
     started = time.perf_counter()
     history = net.fit(
-        X_train,
-        y_train,
+        train.X,
+        train.y,
         epochs=args.epochs,
         batch_size=args.batch_size,
         optimizer=_optimizer(args),
         cost=args.cost,
-        validation=(X_test, y_test),
+        validation=(test.X, test.y),
         seed=args.seed,
         progress=not args.no_progress,
         callbacks=[_epoch_report(args.epochs, say)],
@@ -220,13 +189,13 @@ def train_command(args: argparse.Namespace) -> int:
     )
     seconds = time.perf_counter() - started
     print(
-        f"test accuracy {history['validation_accuracy'][-1]:.4f} ({len(y_test)} examples) after "
+        f"test accuracy {history['validation_accuracy'][-1]:.4f} ({len(test.y)} examples) after "
         f"{history.epochs} epochs, {seconds:.1f} s",
         file=say,
     )
     if root:
-        result = _result(net, history, seconds, len(y_train), len(y_test))
-        _write_results(args, net, history, description, result, say)
+        result = _result(net, history, seconds, len(train.y), len(test.y))
+        _write_results(args, net, history, train.source, result, say)
     return 0
 
 
