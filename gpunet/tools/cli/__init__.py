@@ -167,10 +167,14 @@ def describe(error: BaseException, args: argparse.Namespace) -> str:
     where = ""
     if error.filename is not None:
         filename = os.fspath(error.filename)
+        # the option that named the file, as the user wrote it (a positional has none)
+        given = set(getattr(args, "argv", ()))
         options = [
-            f"--{key.replace('_', '-')} "
+            f"{option} "
             for key, value in vars(args).items()
             if isinstance(value, (str, os.PathLike)) and os.fspath(value) == filename
+            for option in (f"--{key.replace('_', '-')}",)
+            if option in given
         ]
         where = f"{options[0] if options else ''}{filename!r}"
     hint = HINTS.get(error.errno)

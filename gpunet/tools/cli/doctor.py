@@ -1,4 +1,4 @@
-"""`gpunet doctor`: does the GPU path work here? (exit 0: it works, 1: a check failed, 3: no GPU)"""
+"""`gpunet doctor`: does the GPU path work here? (exit 0: it works, 1: a check failed, 5: no GPU)"""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def doctor_command(args: argparse.Namespace) -> int:
 
 DOCTOR = Command(
     "doctor",
-    "check that the GPU path works here (exit 0: it works, 1: a check failed, 3: no usable GPU)",
+    "check that the GPU path works here (exit 0: it works, 1: a check failed, 5: no usable GPU)",
     doctor_arguments,
     doctor_command,
 )
