@@ -14,10 +14,10 @@ import numpy as np
 
 from ..core.costs import Cost
 from ..core.optimizers import Optimizer
+from .callbacks import Callback
 from .checkpoint import read_checkpoint, restore
 from .diagnostics import Recorder
 from .distributed import Distributed, DistributedError, distributed_context
-from .callbacks import Callback
 from .extensions import Epoch, EpochFunction, standard_extensions
 from .history import DivergenceError, History
 from .run import Run
