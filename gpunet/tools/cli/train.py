@@ -185,9 +185,7 @@ def _epoch_report(epochs: int, say: TextIO, validation: str) -> Callable[[int, d
     return report
 
 
-def _result(
-    net: Network, history: History, test: dict, seconds: float, n_train: int, n_test: int
-) -> dict:
+def _result(net: Network, history: History, test: dict, seconds: float, n_test: int) -> dict:
     """The JSON record of the run (--json), with the trained network's `test` metrics."""
     return {
         "test_accuracy": test["accuracy"],
@@ -202,7 +200,7 @@ def _result(
         "cost": history.meta["cost"],
         "optimizer": history.meta["optimizer"],
         "batch_size": history.meta["batch_size"],
-        "train_examples": n_train,
+        "train_examples": history.meta["examples"],  # those trained on: validation held out
         "test_examples": n_test,
         "ranks": history.meta["ranks"],
     }
@@ -274,7 +272,7 @@ def train_command(args: argparse.Namespace) -> int:
         file=say,
     )
     if root:
-        result = _result(net, history, test, seconds, len(y_train), len(y_test))
+        result = _result(net, history, test, seconds, len(y_test))
         _write_results(args, net, history, description, result, say)
     return 0
 
