@@ -10,9 +10,12 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import mpi_callbacks_worker
+import mpi_worker
 import numpy as np
 import pytest
 from conftest import seeded_rng
+from test_distributed import mpirun, needs_mpi
 
 import gpunet
 from gpunet.train.history import History
@@ -299,6 +302,23 @@ def test_fit_with_its_defaults_trains_ten_epochs_of_32_with_adam():
     assert net.evaluate(X, y)["cost"] < before
     # a learning rate alone keeps meaning SGD at that rate, as before
     assert _net().fit(X, y, epochs=1, lr=0.5, progress=False).meta["optimizer"].startswith("SGD")
+
+
+@needs_mpi
+def test_under_mpi_the_restored_best_reaches_every_rank(tmp_path):
+    result = mpirun(2, str(Path(mpi_callbacks_worker.__file__)), str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    ranks = [np.load(tmp_path / f"rank{rank}.npy") for rank in range(2)]
+    record = json.loads((tmp_path / "history.json").read_text())
+    np.testing.assert_array_equal(ranks[0], ranks[1])
+    X, y, _, _ = mpi_worker.problem()
+    net, taken = mpi_worker.network(), []
+    callbacks, options = mpi_callbacks_worker.settings()
+    history = net.fit(X, y, callbacks=[*callbacks, snapshots(net, taken)], **options)
+    assert record["best_epoch"] == 2 and history.epochs == len(record["history"]["cost"]) == 4
+    np.testing.assert_allclose(record["history"]["cost"], history["cost"], rtol=1e-10)
+    np.testing.assert_allclose(ranks[0], net.params, rtol=1e-10, atol=1e-12)
+    np.testing.assert_array_equal(net.params, taken[1])
 
 
 def gpunet_train(*args):
