@@ -20,7 +20,15 @@ from .core import (
     load,
 )
 from .core.io import FileFormatError
-from .train import Distributed, DistributedError, DivergenceError, History
+from .train import (
+    Callback,
+    Distributed,
+    DistributedError,
+    DivergenceError,
+    EarlyStopping,
+    History,
+    SaveBest,
+)
 
 __version__ = "0.1.0"
 
@@ -28,13 +36,16 @@ __all__ = [
     "SGD",
     "Adam",
     "BackendUnavailableError",
+    "Callback",
     "Distributed",
     "DistributedError",
     "DivergenceError",
+    "EarlyStopping",
     "FileFormatError",
     "History",
     "Network",
     "Optimizer",
+    "SaveBest",
     "__version__",
     "datasets",
     "from_torch",

@@ -246,7 +246,6 @@ def _fit(net, **overrides):
         ({"lr": float("inf")}, ValueError, r"\blr\b"),
         ({"lr": "0.1"}, TypeError, r"\blr\b"),
         ({"lr": True}, TypeError, r"\blr\b"),
-        ({"lr": None}, ValueError, r"\blr\b"),  # missing lr with the default 'sgd'
         ({"lr": None, "optimizer": "sgd"}, ValueError, r"\blr\b"),
         ({"optimizer": "rmsprop"}, ValueError, "optimizer.*rmsprop"),
         ({"optimizer": 3}, TypeError, "optimizer"),

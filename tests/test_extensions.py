@@ -25,8 +25,8 @@ def _net():
     return gpunet.Network([4, 5, 3], ["tanh", "softmax"], dtype="float64", seed=2, backend="numpy")
 
 
-def _run(net, **options):
-    X, y = _data()
+def _run(net, data=None, **options):
+    X, y = _data() if data is None else data
     settings = {
         "epochs": 3,
         "batch_size": 8,
@@ -95,6 +95,9 @@ class Spy(extensions.Extension):
         if epoch.number == self.stop_at:
             epoch.stop = True
 
+    def complete(self):
+        self.calls.append(("complete",))
+
     def finalize(self):
         self.calls.append(("finalize",))
 
@@ -127,6 +130,7 @@ def test_an_added_extension_sees_every_hook_in_order(monkeypatch):
         ("before_epoch", 2),
         *epoch,
         ("after_epoch", 2, keys),
+        ("complete",),
         ("finalize",),
     ]
     assert list(history) == keys
@@ -141,7 +145,7 @@ def test_an_extension_that_stops_ends_training_and_is_checkpointed(monkeypatch, 
     history = net.fit(
         X, y, epochs=9, batch_size=8, lr=0.1, progress=False, checkpoint=path, checkpoint_every=5
     )
-    assert history.epochs == 2 and spy.calls[-1] == ("finalize",)
+    assert history.epochs == 2 and spy.calls[-2:] == [("complete",), ("finalize",)]
     assert read_checkpoint(path)["record"]["epoch"] == 2
 
 
@@ -151,6 +155,7 @@ def test_finalize_runs_when_an_extension_raises(monkeypatch):
     X, y = _data()
     with pytest.raises(RuntimeError, match="spy failed"):
         _net().fit(X, y, epochs=3, batch_size=8, lr=0.1, progress=False)
+    # complete() is for training that ended without an exception
     assert spy.calls[-2:] == [("after_epoch", 1, ["cost", "accuracy"]), ("finalize",)]
 
 
@@ -176,6 +181,27 @@ def test_the_history_keys_come_in_their_order():
         "samples_per_second",
         *gpunet.train.diagnostics.STATISTICS,
     ]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"validation_split": 0.2},
+        {"validation_split": 0.2, "diagnostics": True},
+        {"targets": "regression", "validation_split": 0.2},
+        {"targets": "regression", "diagnostics": True},
+    ],
+)
+def test_a_runs_metrics_are_the_keys_its_history_gets(options):
+    X, y = _data()
+    options = dict(options)
+    if options.pop("targets", None) == "regression":
+        y = np.eye(3)[y] * 0.8 + 0.2 / 3  # targets, not labels: no accuracy
+    net = _net()
+    run = _run(net, (X, y), **options)
+    history = net.fit(X, y, epochs=1, batch_size=8, lr=0.1, progress=False, **options)
+    assert run.metrics == tuple(history)
 
 
 class Bar:

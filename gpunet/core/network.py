@@ -328,7 +328,8 @@ class Network:
         return [g.copy() for g in self.grads_w], [g.copy() for g in self.grads_b]
 
     def fit(self, X: Any, Y: Any, **options: Any) -> History:
-        """Train on rows of X with targets Y; the options are those of `gpunet.train.fit`."""
+        """Train on rows of X with targets Y; the options are those of `gpunet.train.fit`
+        (epochs=10, batch_size=32, validation_split=, callbacks=[gpunet.EarlyStopping()], ...)."""
         # the one import from a higher layer: training is built on this class, not in it
         from ..train.loop import fit
 

@@ -9,6 +9,7 @@ their list order:
     after_batch(m)          after every step on a mini-batch of m examples (all ranks' shards)
     after_epoch(epoch)      with the epoch's Epoch record, its metrics the job's (summed over
                             the ranks); an extension may add metrics or set epoch.stop
+    complete()              once, after the last epoch, unless an exception ended training
     finalize()              once, however training ended (an exception included)
 
 and the order is
@@ -22,8 +23,9 @@ and the order is
     Diagnostics       (diagnostics=True) the Recorder's per-layer statistics
     Recording         the metrics appended to the History
     Progress          the progress bar (rank 0, on a terminal)
-    Callbacks         the user's callbacks, on rank 0; stop when one returns True; under MPI
-                      rank 0's decision is broadcast to every rank
+    Callbacks         the user's callbacks (functions, and Callback objects that see the
+                      network: gpunet.train.callbacks), on rank 0; stop when one returns
+                      True; under MPI rank 0's decision is broadcast to every rank
     Checkpointing     (with a checkpoint path, rank 0) every checkpoint_every epochs, at the
                       last epoch and on a stop
 
@@ -44,6 +46,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..core.network import CHUNK
+from .callbacks import Callback
 from .checkpoint import write_checkpoint
 from .history import DivergenceError, History
 
@@ -52,7 +55,8 @@ if TYPE_CHECKING:
     from .distributed import Distributed
     from .run import Run
 
-Callback = Callable[[int, dict], Any]
+# a plain callback: f(epoch, metrics), True stopping training
+EpochFunction = Callable[[int, dict], Any]
 
 
 @dataclass
@@ -81,6 +85,9 @@ class Extension:
     def after_epoch(self, epoch: Epoch) -> None:
         """After the epoch's metrics were taken: read, extend, or stop."""
 
+    def complete(self) -> None:
+        """After the last epoch (all of them, or a stop), unless an exception ended training."""
+
     def finalize(self) -> None:
         """After training, however it ended."""
 
@@ -99,11 +106,14 @@ class Extensions(list):
 
     @contextmanager
     def running(self, first: int) -> Iterator[None]:
-        """initialize(first) on all, then finalize() on all however the body ends."""
+        """initialize(first) on all, complete() on all if the body ends without an
+        exception, then finalize() on all however it ends."""
         try:
             for extension in self:
                 extension.initialize(first)
             yield
+            for extension in self:
+                extension.complete()
         finally:
             for extension in self:
                 extension.finalize()
@@ -293,20 +303,49 @@ class Progress(Extension):
 
 
 class Callbacks(Extension):
-    """callback(epoch, metrics) for each of the user's callbacks, on rank 0; one returning
-    True stops training, on every rank (rank 0 decides under MPI)."""
+    """The user's callbacks on rank 0: each function as callback(epoch, metrics), each
+    Callback object through its hooks with the network; one returning True stops training,
+    on every rank (rank 0 decides under MPI). When training completes, the parameters the
+    objects' on_train_end left on rank 0 (a restored best epoch) go to every rank."""
 
-    def __init__(self, callbacks: tuple[Callback, ...], ctx: Distributed | None) -> None:
-        self.callbacks, self.ctx = callbacks, ctx
+    def __init__(
+        self,
+        callbacks: tuple[Callback | EpochFunction, ...],
+        net: Any,
+        history: History,
+        ctx: Distributed | None,
+    ) -> None:
+        self.callbacks, self.net, self.history, self.ctx = callbacks, net, history, ctx
+        self.objects = [callback for callback in callbacks if isinstance(callback, Callback)]
+        self.root = ctx is None or ctx.is_root
+
+    def initialize(self, first: int) -> None:
+        if self.root:
+            for callback in self.objects:
+                callback.on_train_begin(self.net, self.history)
 
     def after_epoch(self, epoch: Epoch) -> None:
-        ctx = self.ctx
-        if ctx is None or ctx.is_root:
+        if self.root:
             # every callback is called, even after one asked to stop
-            asked = [callback(epoch.number, epoch.metrics) is True for callback in self.callbacks]
+            asked = [self._call(callback, epoch) is True for callback in self.callbacks]
             epoch.stop = epoch.stop or any(asked)
-        if ctx is not None:
-            epoch.stop = ctx.broadcast(epoch.stop)
+        if self.ctx is not None:
+            epoch.stop = self.ctx.broadcast(epoch.stop)
+
+    def _call(self, callback: Callback | EpochFunction, epoch: Epoch) -> Any:
+        if isinstance(callback, Callback):
+            return callback.on_epoch_end(self.net, epoch.number, epoch.metrics)
+        return callback(epoch.number, epoch.metrics)
+
+    def complete(self) -> None:
+        net, ctx = self.net, self.ctx
+        if self.root:
+            for callback in self.objects:
+                callback.on_train_end(net, self.history)
+        if ctx is not None and self.objects:
+            params = ctx.broadcast(net.backend.to_numpy(net.params) if self.root else None)
+            if not self.root:
+                net.backend.xp.copyto(net.params, net.backend.asarray(params))
 
 
 class Checkpointing(Extension):
@@ -343,7 +382,7 @@ def standard_extensions(
         extensions.append(Diagnostics(recorder))
     extensions.append(Recording(history))
     extensions.append(Progress(examples, run.epochs, run.progress and root))
-    extensions.append(Callbacks(run.callbacks, ctx))
+    extensions.append(Callbacks(run.callbacks, net, history, ctx))
     if run.checkpoint is not None and root:
         state = (net, run.optimizer, rng, history)
         extensions.append(Checkpointing(run.checkpoint, run.checkpoint_every, run.epochs, state))

@@ -14,10 +14,11 @@ import numpy as np
 
 from ..core.costs import Cost
 from ..core.optimizers import SGD, Optimizer
+from .callbacks import Callback
 from .checkpoint import read_checkpoint, restore
 from .diagnostics import Recorder
 from .distributed import Distributed, DistributedError, distributed_context
-from .extensions import Callback, Epoch, standard_extensions
+from .extensions import Epoch, EpochFunction, standard_extensions
 from .history import DivergenceError, History
 from .run import Run
 
@@ -27,16 +28,17 @@ def fit(
     X: Any,
     Y: Any,
     *,
-    epochs: int,
-    batch_size: int,
-    optimizer: str | Optimizer = "sgd",
+    epochs: int = 10,
+    batch_size: int = 32,
+    optimizer: str | Optimizer | None = None,
     lr: float | None = None,
     cost: str | None = None,
     validation: tuple[Any, Any] | None = None,
+    validation_split: float | None = None,
     shuffle: bool = True,
     seed: int | None = None,
     progress: bool = True,
-    callbacks: Sequence[Callback] | None = None,
+    callbacks: Sequence[Callback | EpochFunction] | None = None,
     distributed: bool | Distributed | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 1,
@@ -46,10 +48,15 @@ def fit(
     """Train `net` on rows of X with targets Y (labels (m,) or (m, n_L)); return the History.
 
     Each epoch visits every example once in mini-batches of batch_size (the last may be
-    smaller), shuffled by a generator seeded with `seed`. `validation=(X_val, Y_val)` is
-    evaluated after every epoch. Each callback is called as callback(epoch, metrics)
-    after every epoch; one that returns True stops training. `diagnostics=True` adds the
-    per-layer statistics of gpunet.train.diagnostics to the History (read back once per epoch).
+    smaller), shuffled by a generator seeded with `seed`. The optimizer defaults to SGD at
+    `lr` when lr is given, else Adam() (lr 0.001). `validation=(X_val, Y_val)` is
+    evaluated after every epoch; `validation_split=f` instead holds out the last
+    floor(f·m) rows of X and Y as that validation data, taken before any shuffle as Keras
+    takes them. Each callback is a function called as callback(epoch, metrics) after every
+    epoch, or a gpunet.Callback object whose hooks also get the network (EarlyStopping,
+    SaveBest: gpunet.train.callbacks); one that returns True stops training.
+    `diagnostics=True` adds the per-layer statistics of gpunet.train.diagnostics to the
+    History (read back once per epoch).
 
     `seed` governs the shuffle alone (None: fresh entropy, a different order on every run);
     the initial weights come from the Network's seed. A run repeats exactly when both are
@@ -83,6 +90,7 @@ def fit(
         lr=lr,
         cost=cost,
         validation=validation,
+        validation_split=validation_split,
         shuffle=shuffle,
         seed=seed,
         progress=progress,

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.checks import check_count, check_flag, check_output_path, check_seed
+from ..core.checks import (
+    check_count,
+    check_flag,
+    check_output_path,
+    check_seed,
+    check_unit_interval,
+)
 from ..core.costs import Cost
 from ..core.optimizers import Optimizer, make_optimizer
-from .extensions import Callback
+from .callbacks import Callback
+from .diagnostics import STATISTICS
+from .extensions import EpochFunction
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,7 +39,7 @@ class Run:
     shuffle: bool
     seed: int | None
     progress: bool
-    callbacks: tuple[Callback, ...]
+    callbacks: tuple[Callback | EpochFunction, ...]
     checkpoint: Path | None
     checkpoint_every: int
     resume: bool
@@ -45,35 +54,42 @@ class Run:
         *,
         epochs: int,
         batch_size: int,
-        optimizer: str | Optimizer,
+        optimizer: str | Optimizer | None,
         lr: float | None,
         cost: str | None,
         validation: tuple[Any, Any] | None,
         shuffle: bool,
         seed: int | None,
         progress: bool,
-        callbacks: Sequence[Callback] | None,
+        callbacks: Sequence[Callback | EpochFunction] | None,
         checkpoint: str | os.PathLike[str] | None,
         checkpoint_every: int,
         resume: bool,
         diagnostics: bool,
+        validation_split: float | None = None,
     ) -> Run:
-        """fit's arguments checked in fit's order (the first bad one raises), changing nothing."""
+        """fit's arguments checked in fit's order (the first bad one raises), then each
+        Callback object's check of the run; nothing changes but the callbacks' settings."""
         epochs = check_count("epochs", epochs)
         batch_size = check_count("batch_size", batch_size)
+        if optimizer is None:  # fit's default: Nielsen's SGD at a given rate, else Adam's
+            optimizer = "sgd" if lr is not None else "adam"
         optimizer = make_optimizer(optimizer, lr)
         optimizer.check_params(net.params)
         cost_ = net.cost_function(cost)
-        X, targets, labels = net.checked_inputs(X, Y, cost_)
-        return cls(
-            X,
-            targets,
-            labels,
+        data = net.checked_inputs(X, Y, cost_)
+        validation_ = _checked_validation(net, validation, cost_)
+        if validation_split is not None:
+            if validation is not None:
+                raise ValueError("give validation=(X_val, Y_val) or validation_split, not both")
+            data, validation_ = _held_out(data, validation_split)
+        run = cls(
+            *data,
             epochs=epochs,
             batch_size=batch_size,
             optimizer=optimizer,
             cost=cost_,
-            validation=_checked_validation(net, validation, cost_),
+            validation=validation_,
             shuffle=check_flag("shuffle", shuffle),
             seed=check_seed("seed", seed),
             progress=check_flag("progress", progress),
@@ -82,6 +98,25 @@ class Run:
             resume=check_flag("resume", resume),
             diagnostics=check_flag("diagnostics", diagnostics),
             checkpoint=_checked_checkpoint(checkpoint, resume),
+        )
+        for callback in run.callbacks:
+            if isinstance(callback, Callback):
+                callback.check(run)
+        return run
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The keys of this run's History, in their order (gpunet.train.extensions)."""
+        validation = () if self.validation is None else ("validation_cost",)
+        if self.validation is not None and self.validation[2] is not None:
+            validation += ("validation_accuracy",)
+        return (
+            "cost",
+            *(() if self.labels is None else ("accuracy",)),
+            *validation,
+            "seconds",
+            "samples_per_second",
+            *(STATISTICS if self.diagnostics else ()),
         )
 
 
@@ -94,14 +129,39 @@ def _checked_validation(net: Any, validation: Any, cost: Cost) -> tuple[Any, Any
     return net.checked_inputs(*validation, cost, what="validation ")
 
 
-def _checked_callbacks(callbacks: Any) -> tuple[Callback, ...]:
-    """The callbacks as a tuple of callables; TypeError for a lone callable or a non-callable."""
-    if callable(callbacks) or isinstance(callbacks, (str, bytes)):
-        raise TypeError("callbacks must be a list of callables, e.g. callbacks=[report]")
+def _held_out(data: tuple[Any, Any, Any], fraction: Any) -> tuple[tuple, tuple]:
+    """The checked (X, targets, labels) split as Keras's validation_split splits them:
+    (training rows, validation rows), the validation rows the last floor(fraction·m) of
+    them, before any shuffle; ValueError unless each side keeps one row at least."""
+    fraction = check_unit_interval("validation_split", fraction)
+    m = data[0].shape[0]
+    # rounded first: 0.29 * 100 is 28.999999999999996 in floating point
+    held = math.floor(round(m * fraction, 6))
+    if not 0 < held < m:
+        raise ValueError(
+            f"validation_split={fraction:g} of {m} examples holds out {held}: the training "
+            "and the validation rows need one example each at least"
+        )
+    split = m - held
+
+    def rows(part: slice) -> tuple:
+        return tuple(None if array is None else array[part] for array in data)
+
+    return rows(slice(None, split)), rows(slice(split, None))
+
+
+def _checked_callbacks(callbacks: Any) -> tuple[Callback | EpochFunction, ...]:
+    """The callbacks as a tuple of callables and Callback objects; TypeError for a lone
+    callback or anything else."""
+    if callable(callbacks) or isinstance(callbacks, (str, bytes, Callback)):
+        raise TypeError("callbacks must be a list of callbacks, e.g. callbacks=[report]")
     callbacks = tuple(callbacks or ())
     for callback in callbacks:
-        if not callable(callback):
-            raise TypeError(f"callbacks must be callables, got {type(callback).__name__}")
+        if not (callable(callback) or isinstance(callback, Callback)):
+            raise TypeError(
+                "callbacks must be functions f(epoch, metrics) or gpunet.Callback objects, "
+                f"got {type(callback).__name__}"
+            )
     return callbacks
 
 

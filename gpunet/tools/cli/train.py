@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from ...core.network import Network
 from ...core.optimizers import OPTIMIZERS, SGD, Adam, Optimizer
 from ...core.parameters import DTYPES, INITS
+from ...train.callbacks import EarlyStopping
 from ...train.checkpoint import checkpoint_epoch
 from ...train.distributed import Distributed, launched_ranks
 from ...train.history import History
@@ -31,7 +32,30 @@ def train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=10)
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--init", choices=INITS, default="lecun")
+    _stopping_arguments(parser)
     _output_arguments(parser)
+
+
+def _stopping_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--validation-split",
+        type=float,
+        metavar="F",
+        help="validate every epoch on the last fraction F of the training rows (held out "
+        "before shuffling) instead of the test set",
+    )
+    parser.add_argument(
+        "--patience",
+        type=int,
+        metavar="N",
+        help="stop once the validation cost has not improved for N epochs (needs "
+        "--validation-split: stopping on the test set would flatter its accuracy)",
+    )
+    parser.add_argument(
+        "--restore-best",
+        action="store_true",
+        help="with --patience, keep the parameters of the epoch of least validation cost",
+    )
 
 
 def _optimizer_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,27 +121,44 @@ def _network(args: argparse.Namespace, inputs: int, n_classes: int) -> Network:
     )
 
 
-def _epoch_report(epochs: int, say: TextIO) -> Callable[[int, dict], None]:
-    """The callback that prints one line per epoch."""
+def _early_stopping(args: argparse.Namespace) -> list[EarlyStopping]:
+    """--patience's EarlyStopping on the validation cost, or none; ValueError for the
+    options without the ones they need."""
+    if args.restore_best and args.patience is None:
+        raise ValueError("--restore-best needs --patience N")
+    if args.patience is None:
+        return []
+    if args.validation_split is None:
+        raise ValueError(
+            "--patience needs --validation-split F: stopping on the test set would make its "
+            "accuracy optimistic"
+        )
+    return [
+        EarlyStopping("validation_cost", patience=args.patience, restore_best=args.restore_best)
+    ]
+
+
+def _epoch_report(epochs: int, say: TextIO, validation: str) -> Callable[[int, dict], None]:
+    """The callback that prints one line per epoch, naming the validation data `validation`."""
 
     def report(epoch: int, metrics: dict) -> None:
         line = f"epoch {epoch:>3}/{epochs}  cost {metrics['cost']:.4f}"
         if "accuracy" in metrics:
             line += f"  accuracy {metrics['accuracy']:.4f}"
-        line += f"  test cost {metrics['validation_cost']:.4f}"
+        line += f"  {validation} cost {metrics['validation_cost']:.4f}"
         if metrics.get("validation_accuracy") is not None:
-            line += f"  test accuracy {metrics['validation_accuracy']:.4f}"
+            line += f"  {validation} accuracy {metrics['validation_accuracy']:.4f}"
         line += f"  {metrics['seconds']:.2f} s"
         tqdm.write(line, file=say)
 
     return report
 
 
-def _result(net: Network, history: History, seconds: float, n_train: int, n_test: int) -> dict:
-    """The JSON record of the run (--json)."""
+def _result(net: Network, history: History, test: dict, seconds: float, n_test: int) -> dict:
+    """The JSON record of the run (--json), with the trained network's `test` metrics."""
     return {
-        "test_accuracy": history["validation_accuracy"][-1],
-        "test_cost": history["validation_cost"][-1],
+        "test_accuracy": test["accuracy"],
+        "test_cost": test["cost"],
         "epochs": history.epochs,
         "seconds": round(seconds, 3),
         "samples_per_second": round(sum(history["samples_per_second"]) / history.epochs, 1),
@@ -128,7 +169,7 @@ def _result(net: Network, history: History, seconds: float, n_train: int, n_test
         "cost": history.meta["cost"],
         "optimizer": history.meta["optimizer"],
         "batch_size": history.meta["batch_size"],
-        "train_examples": n_train,
+        "train_examples": history.meta["examples"],  # those trained on: validation held out
         "test_examples": n_test,
         "ranks": history.meta["ranks"],
     }
@@ -162,6 +203,7 @@ def train_command(args: argparse.Namespace) -> int:
     root = ctx is None or ctx.is_root
     if not root:
         say = io.StringIO()  # rank 0 alone reports
+    stopping = _early_stopping(args)
     train, test = read_splits(args.data, args.test_size, args.seed, args.target_column)
     net = _network(args, train.X.shape[1], int(max(train.y.max(), test.y.max())) + 1)
     print(f"data: {train.source}: {len(train.y)} train, {len(test.y)} test", file=say)
@@ -169,6 +211,7 @@ def train_command(args: argparse.Namespace) -> int:
     print(f"network: {net.sizes} {'/'.join(net.activation_names)}, {net.dtype.name}", file=say)
     if ctx is not None:
         print(f"distributed: {ctx.size} ranks, batches of {args.batch_size} split", file=say)
+    split = args.validation_split
     started = time.perf_counter()
     history = net.fit(
         train.X,
@@ -177,10 +220,11 @@ def train_command(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         optimizer=_optimizer(args),
         cost=args.cost,
-        validation=(test.X, test.y),
+        validation=(test.X, test.y) if split is None else None,
+        validation_split=split,
         seed=args.seed,
         progress=not args.no_progress,
-        callbacks=[_epoch_report(args.epochs, say)],
+        callbacks=[_epoch_report(args.epochs, say, "test" if split is None else "val"), *stopping],
         distributed=ctx,
         checkpoint=args.checkpoint,
         checkpoint_every=args.checkpoint_every,
@@ -188,15 +232,30 @@ def train_command(args: argparse.Namespace) -> int:
         diagnostics=args.diagnostics,
     )
     seconds = time.perf_counter() - started
+    for early in stopping:
+        _report_stop(early, say)
+    scores = net.evaluate(test.X, test.y, args.cost)
     print(
-        f"test accuracy {history['validation_accuracy'][-1]:.4f} ({len(test.y)} examples) after "
+        f"test accuracy {scores['accuracy']:.4f} ({len(test.y)} examples) after "
         f"{history.epochs} epochs, {seconds:.1f} s",
         file=say,
     )
     if root:
-        result = _result(net, history, seconds, len(train.y), len(test.y))
+        result = _result(net, history, scores, seconds, len(test.y))
         _write_results(args, net, history, train.source, result, say)
     return 0
+
+
+def _report_stop(early: EarlyStopping, say: TextIO) -> None:
+    """Where --patience stopped training, and which epoch's parameters the network has."""
+    if early.stopped_epoch is not None:
+        print(
+            f"stopped after epoch {early.stopped_epoch}: no lower validation cost for "
+            f"{early.wait} epochs",
+            file=say,
+        )
+    if early.restore_best and early.best_epoch is not None:
+        print(f"kept the parameters of epoch {early.best_epoch} (least validation cost)", file=say)
 
 
 def interrupted(args: argparse.Namespace) -> str:
