@@ -21,7 +21,7 @@ def table(record: dict[str, Any]) -> str:
         shape = SHAPES[shape_name]
         lines += [
             f"\n{shape_name} {shape.sizes} {'/'.join(shape.activations)}, {mode}:",
-            "| batch | implementation | samples/s | ms/step | spread (IQR/median) | TFLOP/s "
+            "| batch | implementation | samples/s | ms/step | spread (max-min)/median | TFLOP/s "
             "| % of GEMM ceiling | speed vs torch |",
             "|---:|:---|---:|---:|---:|---:|---:|---:|",
         ]
@@ -66,7 +66,7 @@ def table(record: dict[str, Any]) -> str:
 def plot(record: dict[str, Any], path: str | Path) -> Path:
     """Samples/s against batch size, log-log: a panel per shape and mode, a line per
     implementation (the GEMM-only ceiling dashed) through the medians, a bar over each
-    point from its runs' quartiles, flagged cells hollow. Writes a PNG atomically and
+    point from its fastest run to its slowest, flagged cells hollow. Writes a PNG atomically and
     returns its path."""
     from matplotlib.figure import Figure
 
@@ -109,13 +109,11 @@ def plot(record: dict[str, Any], path: str | Path) -> Path:
 
 
 def _draw_line(ax: Any, cells: list[dict[str, Any]], impl: str, colour: str) -> None:
-    """One implementation's medians, its quartile bars, and its flagged cells hollow."""
+    """One implementation's medians, its runs' range as bars, its flagged cells hollow."""
     batch = [c["batch_size"] for c in cells]
-    # the quartiles of seconds per step are the quartiles of samples/s, swapped
-    bands = [trust.quartiles(c["seconds_per_step"]) for c in cells]
     rate = [c["samples_per_second"] for c in cells]
-    below = [r - b / third for r, b, (_, _, third) in zip(rate, batch, bands)]
-    above = [b / first - r for r, b, (first, _, _) in zip(rate, batch, bands)]
+    below = [r - b / max(c["seconds_per_step"]) for r, b, c in zip(rate, batch, cells)]
+    above = [b / min(c["seconds_per_step"]) - r for r, b, c in zip(rate, batch, cells)]
     ceiling = impl.startswith("gemm")
     ax.plot(batch, rate, "--" if ceiling else "-", color=colour, label=impl)
     ax.errorbar(batch, rate, yerr=[below, above], fmt="none", ecolor=colour, capsize=2, lw=0.8)

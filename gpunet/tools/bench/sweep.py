@@ -4,7 +4,7 @@
 then `repeats` timed runs of enough steps to last `min_seconds` each, rotating among
 several index batches so that caches do not flatter small sizes, with the device
 synchronised inside the timed region. Each cell records every run's seconds per step,
-their median, their spread (the interquartile range over the median, `iqr_over_median`),
+their median, their spread (the range over the median, `range_over_median`),
 samples/s, achieved FLOP/s (2·m·n_in·n_out per GEMM), the fraction of the GEMM-only
 ceiling measured in the same run, and its `trust`: "ok", or the reasons its numbers are
 not to be believed (trust.py). A cell too large for memory, or whose estimated time is
@@ -356,7 +356,7 @@ def timed(cell: dict[str, Any], seconds: list[float], flops: int) -> None:
         median_seconds=median,
         min_seconds=min(seconds),
         max_seconds=max(seconds),
-        iqr_over_median=trust.spread(seconds),
+        range_over_median=trust.spread(seconds),
         samples_per_second=cell["batch_size"] / median,
         flops_per_step=flops,
         tflops=flops / median / 1e12,

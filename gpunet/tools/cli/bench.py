@@ -95,7 +95,7 @@ def bench_command(args: argparse.Namespace) -> int:
     if flagged:
         print(
             f"warning: {len(flagged)} of {len(measured)} measured cells are not to be trusted "
-            f"(marked ! in the table, reasons below each): rerun on {trust.ADVICE}",
+            f"(marked ! in the table, reasons below each): rerun {trust.ADVICE}",
             file=sys.stderr,
         )
     if args.json:
