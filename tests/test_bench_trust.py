@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from gpunet.tools import bench
 from gpunet.tools.bench import sweep, trust
 from gpunet.tools.cli import main
+from gpunet.train import plots
 
 STEADY = [1.00, 1.01, 0.99, 1.02, 1.00]  # spread 3%
 
@@ -122,8 +123,19 @@ def test_the_table_shows_the_spread_and_marks_flagged_cells():
 
 
 def test_the_plot_marks_flagged_cells_and_writes_atomically(tmp_path, monkeypatch):
+    drawn, save = [], plots.save_figure
+
+    def saving(figure, path, dpi):  # through the atomic writer, keeping the figure to look at
+        drawn.append(figure)
+        return save(figure, path, dpi)
+
+    monkeypatch.setattr(plots, "save_figure", saving)
     path = bench.plot(disturbed(), tmp_path / "bench.png")
     assert png_size(path) == (550, 380)
+    (ax,) = drawn[0].axes
+    hollow = [line for line in ax.get_lines() if line.get_markerfacecolor() == "none"]
+    assert sorted(x for line in hollow for x in line.get_xdata()) == [64, 256, 256]
+    monkeypatch.undo()
     with pytest.raises(ValueError, match="png"):
         bench.plot(clean(), tmp_path / "bench.jpg")  # checked before anything is drawn
 
