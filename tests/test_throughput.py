@@ -15,7 +15,7 @@ from conftest import png_size
 from gpunet import Network
 from gpunet.core.backends import NumpyBackend
 from gpunet.tools import bench
-from gpunet.tools.bench import machine, portable, sweep
+from gpunet.tools.bench import machine, portable, sweep, trust
 from gpunet.tools.bench.peers import (
     PeerUnavailableError,
     Pool,
@@ -186,6 +186,9 @@ def test_run_records_every_cell_with_its_measures():
         flops = sweep.gemm_flops([784, 30, 10], cell["batch_size"], cell["mode"])
         assert cell["tflops"] == pytest.approx(flops / cell["median_seconds"] / 1e12)
         assert cell["fraction_of_gemm_ceiling"] > 0
+        assert cell["range_over_median"] == trust.spread(cell["seconds_per_step"])
+        assert "2 timed runs, fewer than 3" in cell["trust"][0]  # settings of 2 repeats
+    assert record["trust_limits"] == trust.LIMITS
     assert {c["finite"] for c in cells} == {None, True}  # the ceiling keeps no parameters
     gemm = [c for c in cells if c["impl"] == "gemm-numpy"]
     assert all(c["fraction_of_gemm_ceiling"] == 1 for c in gemm)
@@ -302,7 +305,10 @@ def test_bench_command_writes_json_and_plot(tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr
-    assert "| 2 | loop-numpy |" in result.stdout
+    assert "| 2 | loop-numpy ! |" in result.stdout  # one timed run each: all flagged
+    assert "! 2 loop-numpy: 1 timed run, fewer than 3" in result.stdout
+    (warning,) = result.stderr.splitlines()
+    assert warning.startswith("warning: 6 of 6 measured cells are not to be trusted")
     record = json.loads(out.read_text())
     assert record["command"] == "gpunet " + " ".join(args)
     assert len(record["cells"]) == 3 * 2

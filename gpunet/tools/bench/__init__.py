@@ -7,7 +7,8 @@ GEMMs alone) and its report.
 
 The modules: sweep (the settings, the cells and their measurement), peers (the step
 written other ways), machine (what a record ran on, the settings the peers share),
-report (tables and plots), gradient_timing (backprop against the numeric gradient).
+report (tables and plots), trust (the spread of a cell's runs, and the flags on cells not to
+be believed), gradient_timing (backprop against the numeric gradient).
 """
 
 from .gradient_timing import Timing, time_gradients

@@ -3,11 +3,13 @@
 `run` measures every (shape, mode, implementation, batch size) cell: warm-up steps,
 then `repeats` timed runs of enough steps to last `min_seconds` each, rotating among
 several index batches so that caches do not flatter small sizes, with the device
-synchronised inside the timed region. Each cell records the median seconds per step,
-the spread, samples/s, achieved FLOP/s (2·m·n_in·n_out per GEMM) and the fraction of the
-GEMM-only ceiling measured in the same run. A cell too large for memory, or whose
-estimated time is over the budget, is recorded as skipped with its reason; a peer that
-cannot run here is recorded as absent.
+synchronised inside the timed region. Each cell records every run's seconds per step,
+their median, their spread (the range over the median, `range_over_median`),
+samples/s, achieved FLOP/s (2·m·n_in·n_out per GEMM), the fraction of the GEMM-only
+ceiling measured in the same run, and its `trust`: "ok", or the reasons its numbers are
+not to be believed (trust.py). A cell too large for memory, or whose estimated time is
+over the budget, is recorded as skipped with its reason; a peer that cannot run here is
+recorded as absent.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from ...core.backends import select_backend
 from ...core.network import Network
 from ...core.parameters import DTYPES
+from . import trust
 from .gradient_timing import time_gradients
 from .machine import environment, memory_available, release_memory, same_footing
 from .peers import (
@@ -229,6 +232,7 @@ def run(
         "environment": environment(backend.name),
         "backend_reason": reason,
         "settings": {**vars(settings), "lr": LR, "warmup_steps": WARMUP_STEPS},
+        "trust_limits": trust.LIMITS,
         "cells": [],
     }
     total = len(settings.shapes) * len(settings.modes) * len(settings.batch_sizes)
@@ -291,21 +295,11 @@ def _sweep_shape(
                     repeats=settings.repeats,
                     min_seconds=settings.min_seconds,
                 )
-                median = statistics.median(seconds)
-                flops = gemm_flops(shape.sizes, batch_size, mode)
-                cell.update(
-                    seconds_per_step=seconds,
-                    median_seconds=median,
-                    min_seconds=min(seconds),
-                    max_seconds=max(seconds),
-                    samples_per_second=batch_size / median,
-                    flops_per_step=flops,
-                    tflops=flops / median / 1e12,
-                    finite=all_finite(runner.params),
-                )
-                previous = (batch_size, median)
+                timed(cell, seconds, gemm_flops(shape.sizes, batch_size, mode))
+                cell["finite"] = all_finite(runner.params)
+                previous = (batch_size, cell["median_seconds"])
                 runner = None
-    _relate(cells, shape_name, backend.name)
+    relate(cells, shape_name, backend.name)
 
 
 def _over_budget(
@@ -354,8 +348,24 @@ def _cell(shape: str, mode: str, impl: str, batch_size: int, status: str, reason
     }
 
 
-def _relate(cells: list[dict[str, Any]], shape_name: str, backend_name: str) -> None:
-    """Fraction of the GEMM-only ceiling, and the speed relative to PyTorch eager, per cell."""
+def timed(cell: dict[str, Any], seconds: list[float], flops: int) -> None:
+    """Record a cell's runs (seconds per step each) and what follows from them."""
+    median = statistics.median(seconds)
+    cell.update(
+        seconds_per_step=seconds,
+        median_seconds=median,
+        min_seconds=min(seconds),
+        max_seconds=max(seconds),
+        range_over_median=trust.spread(seconds),
+        samples_per_second=cell["batch_size"] / median,
+        flops_per_step=flops,
+        tflops=flops / median / 1e12,
+    )
+
+
+def relate(cells: list[dict[str, Any]], shape_name: str, backend_name: str) -> None:
+    """Fraction of the GEMM-only ceiling, the speed relative to PyTorch eager, and then the
+    trust of each measured cell of `shape_name`."""
     measured = {
         (c["mode"], c["impl"], c["batch_size"]): c
         for c in cells
@@ -369,6 +379,8 @@ def _relate(cells: list[dict[str, Any]], shape_name: str, backend_name: str) -> 
             cell["fraction_of_gemm_ceiling"] = ceiling["median_seconds"] / cell["median_seconds"]
         if torch_eager is not None:
             cell["speed_vs_torch"] = torch_eager["median_seconds"] / cell["median_seconds"]
+    for cell in measured.values():
+        cell["trust"] = trust.trust(cell)
 
 
 def numeric_gradient_cost(

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ...core.io import write_atomically
 from .. import bench
+from ..bench import trust
 from .common import Command, add_backend, add_no_progress, comma_names, int_list
 
 
@@ -89,6 +90,14 @@ def bench_command(args: argparse.Namespace) -> int:
     record["command"] = " ".join(["gpunet", *map(shlex.quote, args.argv)])
     print(f"backend: {record['backend_reason']}")
     print(bench.table(record))
+    measured = [c for c in record["cells"] if c["status"] == "ok"]
+    flagged = trust.flagged(measured)
+    if flagged:
+        print(
+            f"warning: {len(flagged)} of {len(measured)} measured cells are not to be trusted "
+            f"(marked ! in the table, reasons below each): rerun {trust.ADVICE}",
+            file=sys.stderr,
+        )
     if args.json:
         text = json.dumps(record, indent=1) + "\n"
         write_atomically(args.json, lambda file: file.write(text.encode()))
