@@ -19,7 +19,9 @@ from .core import (
     gradcheck,
     load,
 )
+from .core.extras import MissingExtraError
 from .core.io import FileFormatError
+from .core.network import Metrics
 from .train import Distributed, DistributedError, DivergenceError, History
 
 __version__ = "0.1.0"
@@ -33,6 +35,8 @@ __all__ = [
     "DivergenceError",
     "FileFormatError",
     "History",
+    "Metrics",
+    "MissingExtraError",
     "Network",
     "Optimizer",
     "__version__",

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from . import convert
 from .activations import Activation, get_activation
@@ -30,7 +31,20 @@ from .parameters import check_float_dtype, check_sizes, flat_views, initial_para
 if TYPE_CHECKING:
     from ..train.history import History
 
-Array = Any
+Array = Any  # a NumPy or CuPy array, as the backend holds it
+# What the public methods return: NumPy arrays on the NumPy backend; CuPy's, which NumPy's
+# types cannot name but which behave alike, on the CuPy backend.
+Floats = NDArray[np.floating[Any]]
+Labels = NDArray[np.int64]
+
+
+class Metrics(TypedDict):
+    """What evaluate returns: the mean cost, and the fraction right (None for real targets)."""
+
+    cost: float
+    accuracy: float | None
+
+
 # examples per pass for forward/evaluate: bounds memory for large inputs
 CHUNK = 8192
 # the cost each output activation is usually paired with (the texts' choices)
@@ -68,7 +82,7 @@ class Network:
         activations: str | Sequence[str] = "sigmoid",
         *,
         backend: str | Backend = "auto",
-        dtype: str = "float32",
+        dtype: DTypeLike = "float32",
         init: str = "lecun",
         seed: int | None = None,
     ) -> None:
@@ -146,11 +160,11 @@ class Network:
     def n_parameters(self) -> int:
         return int(self.params.size)
 
-    def set_params(self, weights: Sequence[Any], biases: Sequence[Any]) -> None:
+    def set_params(self, weights: Sequence[ArrayLike], biases: Sequence[ArrayLike]) -> None:
         """Load weights (n_l, n_{l-1}) and biases (n_l,), checked in full before any is copied."""
         self.params[...] = self.checked_params(weights, biases)
 
-    def checked_params(self, weights: Sequence[Any], biases: Sequence[Any]) -> Array:
+    def checked_params(self, weights: Sequence[ArrayLike], biases: Sequence[ArrayLike]) -> Array:
         """The flat buffer set_params would copy in, on this backend; errors as set_params."""
         expected_w = [w.shape for w in self.weights]
         expected_b = [b.shape for b in self.biases]
@@ -181,7 +195,7 @@ class Network:
                 arrays.append(array.ravel())
         return self.backend.asarray(np.concatenate(arrays), self.dtype)
 
-    def get_params(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def get_params(self) -> tuple[list[Floats], list[Floats]]:
         """Copies of the weights and biases as NumPy arrays."""
         to_numpy = self.backend.to_numpy
         return [to_numpy(w).copy() for w in self.weights], [to_numpy(b).copy() for b in self.biases]
@@ -276,23 +290,25 @@ class Network:
                 ws.y[...] = targets[start:stop]
             yield start, stop, ws, self.feedforward(ws.x, ws)
 
-    def forward(self, X: Any) -> Array:
+    def forward(self, X: ArrayLike) -> Floats:
         """Output activations A^L for each row of X, shape (m, n_L)."""
-        X = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
-        outputs = self.backend.empty((X.shape[0], self.sizes[-1]), self.dtype)
-        for start, stop, _, output in self._chunks(X):
+        rows = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
+        outputs = self.backend.empty((rows.shape[0], self.sizes[-1]), self.dtype)
+        for start, stop, _, output in self._chunks(rows):
             outputs[start:stop] = output.T
         return outputs
 
-    def predict(self, X: Any) -> Array:
+    def predict(self, X: ArrayLike) -> Labels:
         """Class labels: the argmax of the outputs (a > 1/2 for one sigmoid output)."""
-        X = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
-        labels = self.backend.empty(X.shape[0], np.int64)
-        for start, stop, _, output in self._chunks(X):
+        rows = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
+        labels = self.backend.empty(rows.shape[0], np.int64)
+        for start, stop, _, output in self._chunks(rows):
             labels[start:stop] = self.classify(output)
         return labels
 
-    def evaluate_checked(self, X: Array, targets: Array, labels: Array | None, cost: Cost) -> dict:
+    def evaluate_checked(
+        self, X: Array, targets: Array, labels: Array | None, cost: Cost
+    ) -> Metrics:
         total, correct = 0.0, 0
         for start, stop, ws, output in self._chunks(X, targets):
             total += self.batch_cost(ws, ws.y, cost)
@@ -304,23 +320,25 @@ class Network:
             "accuracy": None if labels is None else float(correct) / m,
         }
 
-    def evaluate(self, X: Any, Y: Any, cost: str | None = None) -> dict[str, float | None]:
+    def evaluate(self, X: ArrayLike, Y: ArrayLike, cost: str | None = None) -> Metrics:
         """{'cost': the mean cost, 'accuracy': fraction right (None without class labels)}."""
         cost_ = self.cost_function(cost)
         return self.evaluate_checked(*self.checked_inputs(X, Y, cost_), cost_)
 
-    def cost(self, X: Any, Y: Any, cost: str | None = None) -> float:
+    def cost(self, X: ArrayLike, Y: ArrayLike, cost: str | None = None) -> float:
         """The cost C = (1/m) Σ_x C_x over the rows of X."""
         return self.evaluate(X, Y, cost)["cost"]
 
-    def gradients(self, X: Any, Y: Any, cost: str | None = None) -> tuple[list[Array], list[Array]]:
+    def gradients(
+        self, X: ArrayLike, Y: ArrayLike, cost: str | None = None
+    ) -> tuple[list[Floats], list[Floats]]:
         """(dC/dW^l, dC/db^l) for every layer, for the mean cost over all rows of X."""
         cost_ = self.cost_function(cost)
-        X, targets, _ = self.checked_inputs(X, Y, cost_)
-        self.backpropagate(X, targets, self.workspace(X.shape[0]), cost_)
+        rows, targets, _ = self.checked_inputs(X, Y, cost_)
+        self.backpropagate(rows, targets, self.workspace(rows.shape[0]), cost_)
         return [g.copy() for g in self.grads_w], [g.copy() for g in self.grads_b]
 
-    def fit(self, X: Any, Y: Any, **options: Any) -> History:
+    def fit(self, X: ArrayLike, Y: ArrayLike, **options: Any) -> History:
         """Train on rows of X with targets Y; the options are those of `gpunet.train.fit`."""
         # the one import from a higher layer: training is built on this class, not in it
         from ..train.loop import fit

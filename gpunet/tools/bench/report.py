@@ -51,8 +51,7 @@ def table(record: dict[str, Any]) -> str:
 def plot(record: dict[str, Any], path: str | Path) -> Path:
     """Samples/s against batch size, log-log: a panel per shape and mode, a line per
     implementation (the GEMM-only ceiling dashed). Writes a PNG and returns its path."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from ...train.plots import Figure, FigureCanvasAgg
 
     cells = [c for c in record["cells"] if c["status"] == "ok"]
     shapes = list(dict.fromkeys(c["shape"] for c in record["cells"]))
