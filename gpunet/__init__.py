@@ -3,9 +3,11 @@
 >>> import gpunet
 >>> X, y = gpunet.datasets.digits()
 >>> net = gpunet.Network([64, 30, 10], "sigmoid", backend="numpy", seed=0)
->>> history = net.fit(X, y, epochs=1, batch_size=10, lr=0.5, progress=False)
->>> history.epochs
-1
+>>> history = net.fit(X, y, epochs=3, batch_size=10, lr=0.5, seed=0, progress=False)
+>>> history.epochs, sorted(history)
+(3, ['accuracy', 'cost', 'samples_per_second', 'seconds'])
+>>> history["cost"][-1] < history["cost"][0], net.evaluate(X, y)["accuracy"] > 0.9
+(True, True)
 """
 
 from . import datasets
@@ -19,9 +21,9 @@ from .core import (
     gradcheck,
     load,
 )
+from .core.annotations import Metrics
 from .core.extras import MissingExtraError
 from .core.io import FileFormatError
-from .core.network import Metrics
 from .train import Distributed, DistributedError, DivergenceError, History
 
 __version__ = "0.1.0"

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from numpy.typing import ArrayLike, DTypeLike, NDArray
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import convert
 from .activations import Activation, get_activation
+from .annotations import Floats, Labels, Metrics
 from .backends import BACKENDS, Backend, select_backend
 from .checks import check_features, check_targets
 from .costs import Cost, get_cost
@@ -32,19 +33,6 @@ if TYPE_CHECKING:
     from ..train.history import History
 
 Array = Any  # a NumPy or CuPy array, as the backend holds it
-# What the public methods return: NumPy arrays on the NumPy backend; CuPy's, which NumPy's
-# types cannot name but which behave alike, on the CuPy backend.
-Floats = NDArray[np.floating[Any]]
-Labels = NDArray[np.int64]
-
-
-class Metrics(TypedDict):
-    """What evaluate returns: the mean cost, and the fraction right (None for real targets)."""
-
-    cost: float
-    accuracy: float | None
-
-
 # examples per pass for forward/evaluate: bounds memory for large inputs
 CHUNK = 8192
 # the cost each output activation is usually paired with (the texts' choices)
@@ -71,9 +59,14 @@ class Workspace:
 class Network:
     """A fully-connected feedforward network trained by explicit backpropagation.
 
-    >>> net = Network([2, 3, 1], "sigmoid", seed=0)
-    >>> [w.shape for w in net.weights]
-    [(3, 2), (1, 3)]
+    >>> net = Network([4, 3, 2], ["relu", "softmax"], backend="numpy", seed=0)
+    >>> [w.shape for w in net.weights], [b.shape for b in net.biases]
+    ([(3, 4), (2, 3)], [(3,), (2,)])
+    >>> X = np.random.default_rng(0).random((5, 4))  # 5 rows of 4 features
+    >>> net.forward(X).shape, net.forward(X).sum(axis=1).round(4).tolist()  # softmax rows
+    ((5, 2), [1.0, 1.0, 1.0, 1.0, 1.0])
+    >>> bool((net.predict(X) == net.forward(X).argmax(axis=1)).all())
+    True
     """
 
     def __init__(
@@ -371,7 +364,16 @@ def from_torch(module: Any, *, backend: str | Backend = "auto") -> Network:
 
 def load(path: str | os.PathLike[str], *, backend: str | Backend = "auto") -> Network:
     """A Network read from a file written by `Network.save`; FileFormatError (a ValueError)
-    for anything else, OSError when the file cannot be read."""
+    for anything else, OSError when the file cannot be read.
+
+    >>> import os, tempfile
+    >>> net = Network([4, 3, 2], "tanh", backend="numpy", seed=0)
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     net.save(os.path.join(directory, "net.npz"))
+    ...     same = load(os.path.join(directory, "net.npz"), backend="numpy")
+    >>> same, all((a == b).all() for a, b in zip(same.weights, net.weights))
+    (Network([4, 3, 2], ['tanh', 'tanh'], backend='numpy', dtype='float32'), True)
+    """
     if isinstance(backend, str) and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     architecture, weights, biases = read_model(path)
