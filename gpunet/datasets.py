@@ -46,11 +46,12 @@ _PICKLE_ALLOWED = {
 def digits() -> Images:
     """Return scikit-learn's 8x8 digits as X float32 (1797, 64) in [0, 1] and y int64 (1797,).
 
-    >>> X, y = digits()
-    >>> X.shape, X.dtype, y.shape, y.dtype
-    ((1797, 64), dtype('float32'), (1797,), dtype('int64'))
-    >>> float(X.min()), float(X.max()), y[:10].tolist()
-    (0.0, 1.0, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    Examples:
+        >>> X, y = digits()
+        >>> X.shape, X.dtype, y.shape, y.dtype
+        ((1797, 64), dtype('float32'), (1797,), dtype('int64'))
+        >>> float(X.min()), float(X.max()), y[:10].tolist()
+        (0.0, 1.0, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
     """
     resource = files(__package__) / "data" / "digits.csv.gz"
     with resource.open("rb") as raw, gzip.open(raw, "rt") as text:
@@ -95,14 +96,15 @@ def train_test_split(
 
     `test_size` is a fraction of the samples or a count.
 
-    >>> X, y = digits()
-    >>> X_train, y_train, X_test, y_test = train_test_split(
-    ...     X, y, test_size=0.2, shuffle=True, seed=0
-    ... )
-    >>> X_train.shape, X_test.shape
-    ((1438, 64), (359, 64))
-    >>> [part.tolist() for part in train_test_split(np.arange(5), np.arange(5), test_size=2)]
-    [[0, 1, 2], [0, 1, 2], [3, 4], [3, 4]]
+    Examples:
+        >>> X, y = digits()
+        >>> X_train, y_train, X_test, y_test = train_test_split(
+        ...     X, y, test_size=0.2, shuffle=True, seed=0
+        ... )
+        >>> X_train.shape, X_test.shape
+        ((1438, 64), (359, 64))
+        >>> [part.tolist() for part in train_test_split(np.arange(5), np.arange(5), test_size=2)]
+        [[0, 1, 2], [0, 1, 2], [3, 4], [3, 4]]
     """
     for name, samples in (("X", X), ("y", y)):
         if not (hasattr(samples, "__len__") and hasattr(samples, "__getitem__")) or (

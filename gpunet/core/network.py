@@ -59,14 +59,15 @@ class Workspace:
 class Network:
     """A fully-connected feedforward network trained by explicit backpropagation.
 
-    >>> net = Network([4, 3, 2], ["relu", "softmax"], backend="numpy", seed=0)
-    >>> [w.shape for w in net.weights], [b.shape for b in net.biases]
-    ([(3, 4), (2, 3)], [(3,), (2,)])
-    >>> X = np.random.default_rng(0).random((5, 4))  # 5 rows of 4 features
-    >>> net.forward(X).shape, net.forward(X).sum(axis=1).round(4).tolist()  # softmax rows
-    ((5, 2), [1.0, 1.0, 1.0, 1.0, 1.0])
-    >>> bool((net.predict(X) == net.forward(X).argmax(axis=1)).all())
-    True
+    Examples:
+        >>> net = Network([4, 3, 2], ["relu", "softmax"], backend="numpy", seed=0)
+        >>> [w.shape for w in net.weights], [b.shape for b in net.biases]
+        ([(3, 4), (2, 3)], [(3,), (2,)])
+        >>> X = np.random.default_rng(0).random((5, 4))  # 5 rows of 4 features
+        >>> net.forward(X).shape, net.forward(X).sum(axis=1).round(4).tolist()  # softmax rows
+        ((5, 2), [1.0, 1.0, 1.0, 1.0, 1.0])
+        >>> bool((net.predict(X) == net.forward(X).argmax(axis=1)).all())
+        True
     """
 
     def __init__(
@@ -366,13 +367,14 @@ def load(path: str | os.PathLike[str], *, backend: str | Backend = "auto") -> Ne
     """A Network read from a file written by `Network.save`; FileFormatError (a ValueError)
     for anything else, OSError when the file cannot be read.
 
-    >>> import os, tempfile
-    >>> net = Network([4, 3, 2], "tanh", backend="numpy", seed=0)
-    >>> with tempfile.TemporaryDirectory() as directory:
-    ...     net.save(os.path.join(directory, "net.npz"))
-    ...     same = load(os.path.join(directory, "net.npz"), backend="numpy")
-    >>> same, all((a == b).all() for a, b in zip(same.weights, net.weights))
-    (Network([4, 3, 2], ['tanh', 'tanh'], backend='numpy', dtype='float32'), True)
+    Examples:
+        >>> import os, tempfile
+        >>> net = Network([4, 3, 2], "tanh", backend="numpy", seed=0)
+        >>> with tempfile.TemporaryDirectory() as directory:
+        ...     net.save(os.path.join(directory, "net.npz"))
+        ...     same = load(os.path.join(directory, "net.npz"), backend="numpy")
+        >>> same, all((a == b).all() for a, b in zip(same.weights, net.weights))
+        (Network([4, 3, 2], ['tanh', 'tanh'], backend='numpy', dtype='float32'), True)
     """
     if isinstance(backend, str) and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
