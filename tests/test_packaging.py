@@ -153,7 +153,7 @@ def test_history_plot_without_matplotlib_is_a_missing_extra_error(monkeypatch, t
     history.append({"cost": 1.0})
     with pytest.raises(MissingExtraError, match=re.escape(PLOT_EXTRA)) as caught:
         history.plot(tmp_path / "run.png")
-    assert isinstance(caught.value, ModuleNotFoundError) and caught.value.extra == "plot"
+    assert isinstance(caught.value, ModuleNotFoundError) and caught.value.name == "matplotlib"
     assert not (tmp_path / "run.png").exists()
 
 

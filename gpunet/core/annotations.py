@@ -11,6 +11,8 @@ from numpy.typing import NDArray
 # types cannot name but which behave alike, on the CuPy backend.
 Floats = NDArray[np.floating[Any]]
 Labels = NDArray[np.int64]
+# one array per layer: (weights, biases), or (dC/dW^l, dC/db^l)
+PerLayer = tuple[list[Floats], list[Floats]]
 
 
 class Metrics(TypedDict):

@@ -10,18 +10,20 @@ EXTRAS = {"matplotlib": ("plot", "plots")}
 
 
 class MissingExtraError(ModuleNotFoundError):
-    """An optional dependency is not installed; the message names the extra to install."""
+    """An optional package is not installed; the message names the extra that brings it."""
 
-    def __init__(self, module: str) -> None:
-        self.extra, purpose = EXTRAS[module]
-        super().__init__(
-            f"{purpose} need {module}, which is not installed: pip install 'gpunet[{self.extra}]' "
-            f"(from a gpunet checkout: pip install '.[{self.extra}]')",
-            name=module,
-        )
+
+def missing_extra(module: str) -> MissingExtraError:
+    """The error for a missing optional `module`: what needs it, and its extra's pip install."""
+    extra, purpose = EXTRAS[module]
+    return MissingExtraError(
+        f"{purpose} need {module}, which is not installed: pip install 'gpunet[{extra}]' "
+        f"(from a gpunet checkout: pip install '.[{extra}]')",
+        name=module,
+    )
 
 
 def require(module: str) -> None:
     """MissingExtraError unless `module` can be imported: a check before the work that needs it."""
     if importlib.util.find_spec(module) is None:
-        raise MissingExtraError(module)
+        raise missing_extra(module)

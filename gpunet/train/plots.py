@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.checks import check_output_path
-from ..core.extras import MissingExtraError
+from ..core.extras import missing_extra
 from ..core.io import write_atomically
 
 try:
@@ -26,7 +26,7 @@ try:
 except ModuleNotFoundError as error:
     if error.name != "matplotlib":
         raise  # installed but broken: its own error names what is missing
-    raise MissingExtraError("matplotlib") from None
+    raise missing_extra("matplotlib") from None
 
 # the drawing classes are re-exported for the other drawings
 __all__ = [

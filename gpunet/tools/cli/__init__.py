@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from ... import __version__
 from ...core.backends import BackendUnavailableError
 from ...core.checks import check_output_path
-from ...core.extras import MissingExtraError, require
+from ...core.extras import require
 from ...core.io import FileFormatError
 from ...train.history import DivergenceError
 from .bench import BENCH
 from .check import GRADCHECK
-from .common import Command
+from .common import Command, MissingExtraError
 from .doctor import DOCTOR
 from .draw import GRAPH, PLOT
 from .explain import EXPLAIN
@@ -68,12 +68,7 @@ FAULTS = (
     ),
     Fault(5, (BackendUnavailableError,), "the backend asked for cannot run on this machine"),
     Fault(6, (MemoryError,), "out of memory"),
-    Fault(
-        7,
-        (MissingExtraError,),
-        "an optional dependency is not installed: the message names the extra, "
-        "e.g. pip install 'gpunet[plot]'",
-    ),
+    Fault(7, (MissingExtraError,), "an optional package is not installed (the error names it)"),
     Fault(
         1,
         (DivergenceError,),

@@ -11,6 +11,7 @@ from ...core.activations import ACTIVATIONS
 from ...core.backends import BACKENDS
 from ...core.checks import check_count, check_positive
 from ...core.costs import COSTS
+from ...core.extras import MissingExtraError as MissingExtraError  # what commands raise
 
 NATURAL_COST = (
     "default: the output's natural cost (softmax: log_likelihood, "
