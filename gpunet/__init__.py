@@ -1,11 +1,14 @@
 """gpunet: fully-connected networks trained by explicit backpropagation (BP1–BP4).
 
->>> import gpunet
->>> X, y = gpunet.datasets.digits()
->>> net = gpunet.Network([64, 30, 10], "sigmoid", backend="numpy", seed=0)
->>> history = net.fit(X, y, epochs=1, batch_size=10, lr=0.5, progress=False)
->>> history.epochs
-1
+Examples:
+    >>> import gpunet
+    >>> X, y = gpunet.datasets.digits()
+    >>> net = gpunet.Network([64, 30, 10], "sigmoid", backend="numpy", seed=0)
+    >>> history = net.fit(X, y, epochs=3, batch_size=10, lr=0.5, seed=0, progress=False)
+    >>> history.epochs, sorted(history)
+    (3, ['accuracy', 'cost', 'samples_per_second', 'seconds'])
+    >>> history["cost"][-1] < history["cost"][0], net.evaluate(X, y)["accuracy"] > 0.9
+    (True, True)
 """
 
 from . import datasets
@@ -19,6 +22,8 @@ from .core import (
     gradcheck,
     load,
 )
+from .core.annotations import Metrics
+from .core.extras import MissingExtraError
 from .core.io import FileFormatError
 from .train import (
     Callback,
@@ -43,6 +48,8 @@ __all__ = [
     "EarlyStopping",
     "FileFormatError",
     "History",
+    "Metrics",
+    "MissingExtraError",
     "Network",
     "Optimizer",
     "SaveBest",

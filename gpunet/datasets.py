@@ -8,9 +8,10 @@ import pickle
 import struct
 from importlib.resources import files
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .core.checks import check_flag, check_seed
 from .core.io import FileFormatError, reading
@@ -22,6 +23,12 @@ _IDX_MAGICS = {struct.pack(">I", magic) for magic in (_IDX_IMAGES_MAGIC, _IDX_LA
 MAX_DATA_BYTES = 1 << 31
 _IDX_PREFIX = {"train": "train", "test": "t10k"}
 _PICKLE_SPLITS = ("train", "validation", "test")
+
+# (X float32 of shape (m, 784) or (m, 64), y int64 of shape (m,))
+Images = tuple[NDArray[np.float32], NDArray[np.int64]]
+# the element types of a split's X and y, kept by the split
+FeatureT = TypeVar("FeatureT", bound=np.generic)
+TargetT = TypeVar("TargetT", bound=np.generic)
 
 # Everything a pickled tuple of NumPy arrays refers to, under NumPy 1.x and 2.x module names.
 # _codecs.encode is how Python 3 writes bytes at protocol 2; it only converts str to bytes.
@@ -36,15 +43,23 @@ _PICKLE_ALLOWED = {
 }
 
 
-def digits() -> tuple[np.ndarray, np.ndarray]:
-    """Return scikit-learn's 8x8 digits as X float32 (1797, 64) in [0, 1] and y int64 (1797,)."""
+def digits() -> Images:
+    """Return scikit-learn's 8x8 digits as X float32 (1797, 64) in [0, 1] and y int64 (1797,).
+
+    Examples:
+        >>> X, y = digits()
+        >>> X.shape, X.dtype, y.shape, y.dtype
+        ((1797, 64), dtype('float32'), (1797,), dtype('int64'))
+        >>> float(X.min()), float(X.max()), y[:10].tolist()
+        (0.0, 1.0, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+    """
     resource = files(__package__) / "data" / "digits.csv.gz"
     with resource.open("rb") as raw, gzip.open(raw, "rt") as text:
         data = np.loadtxt(text, delimiter=",", dtype=np.int64)
     return (data[:, :-1] / 16).astype(np.float32), data[:, -1].copy()
 
 
-def mnist(path: str | os.PathLike[str], split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+def mnist(path: str | os.PathLike[str], split: str = "train") -> Images:
     """Load MNIST from a directory of IDX files or Nielsen's mnist.pkl.gz as X float32, y int64.
 
     A file that is not what it should be (damaged, truncated, of another kind, an IDX file
@@ -70,14 +85,27 @@ def mnist(path: str | os.PathLike[str], split: str = "train") -> tuple[np.ndarra
 
 
 def train_test_split(
-    X: np.ndarray,
-    y: np.ndarray,
+    X: NDArray[FeatureT],
+    y: NDArray[TargetT],
     *,
     test_size: float,
     shuffle: bool = False,
     seed: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Split into (X_train, y_train, X_test, y_test); unshuffled, the last samples are the test."""
+) -> tuple[NDArray[FeatureT], NDArray[TargetT], NDArray[FeatureT], NDArray[TargetT]]:
+    """Split into (X_train, y_train, X_test, y_test); unshuffled, the last samples are the test.
+
+    `test_size` is a fraction of the samples or a count.
+
+    Examples:
+        >>> X, y = digits()
+        >>> X_train, y_train, X_test, y_test = train_test_split(
+        ...     X, y, test_size=0.2, shuffle=True, seed=0
+        ... )
+        >>> X_train.shape, X_test.shape
+        ((1438, 64), (359, 64))
+        >>> [part.tolist() for part in train_test_split(np.arange(5), np.arange(5), test_size=2)]
+        [[0, 1, 2], [0, 1, 2], [3, 4], [3, 4]]
+    """
     for name, samples in (("X", X), ("y", y)):
         if not (hasattr(samples, "__len__") and hasattr(samples, "__getitem__")) or (
             np.ndim(samples) == 0

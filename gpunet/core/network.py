@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from . import convert
 from .activations import Activation, get_activation
+from .annotations import Floats, Labels, Metrics, PerLayer
 from .backends import BACKENDS, Backend, select_backend
 from .checks import check_features, check_targets
 from .costs import Cost, get_cost
@@ -59,9 +61,15 @@ class Workspace:
 class Network:
     """A fully-connected feedforward network trained by explicit backpropagation.
 
-    >>> net = Network([2, 3, 1], "sigmoid", seed=0)
-    >>> [w.shape for w in net.weights]
-    [(3, 2), (1, 3)]
+    Examples:
+        >>> net = Network([4, 3, 2], ["relu", "softmax"], backend="numpy", seed=0)
+        >>> [w.shape for w in net.weights], [b.shape for b in net.biases]
+        ([(3, 4), (2, 3)], [(3,), (2,)])
+        >>> X = np.random.default_rng(0).random((5, 4))  # 5 rows of 4 features
+        >>> net.forward(X).shape, net.forward(X).sum(axis=1).round(4).tolist()  # softmax
+        ((5, 2), [1.0, 1.0, 1.0, 1.0, 1.0])
+        >>> bool((net.predict(X) == net.forward(X).argmax(axis=1)).all())
+        True
     """
 
     def __init__(
@@ -70,7 +78,7 @@ class Network:
         activations: str | Sequence[str] = "sigmoid",
         *,
         backend: str | Backend = "auto",
-        dtype: str = "float32",
+        dtype: DTypeLike = "float32",
         init: str = "lecun",
         seed: int | None = None,
     ) -> None:
@@ -148,11 +156,11 @@ class Network:
     def n_parameters(self) -> int:
         return int(self.params.size)
 
-    def set_params(self, weights: Sequence[Any], biases: Sequence[Any]) -> None:
+    def set_params(self, weights: Sequence[ArrayLike], biases: Sequence[ArrayLike]) -> None:
         """Load weights (n_l, n_{l-1}) and biases (n_l,), checked in full before any is copied."""
         self.params[...] = self.checked_params(weights, biases)
 
-    def checked_params(self, weights: Sequence[Any], biases: Sequence[Any]) -> Array:
+    def checked_params(self, weights: Sequence[ArrayLike], biases: Sequence[ArrayLike]) -> Array:
         """The flat buffer set_params would copy in, on this backend; errors as set_params."""
         expected_w = [w.shape for w in self.weights]
         expected_b = [b.shape for b in self.biases]
@@ -183,7 +191,7 @@ class Network:
                 arrays.append(array.ravel())
         return self.backend.asarray(np.concatenate(arrays), self.dtype)
 
-    def get_params(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def get_params(self) -> PerLayer:
         """Copies of the weights and biases as NumPy arrays."""
         to_numpy = self.backend.to_numpy
         return [to_numpy(w).copy() for w in self.weights], [to_numpy(b).copy() for b in self.biases]
@@ -283,7 +291,7 @@ class Network:
             ws = self.workspace(rows.stop - start)
             yield rows, ws, self.feedforward(X[rows], ws)
 
-    def forward(self, X: Any) -> Array:
+    def forward(self, X: ArrayLike) -> Floats:
         """Output activations A^L for each row of X, shape (m, n_L)."""
         X = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
         outputs = self.backend.empty((X.shape[0], self.sizes[-1]), self.dtype)
@@ -291,7 +299,7 @@ class Network:
             outputs[rows] = output.T
         return outputs
 
-    def predict(self, X: Any) -> Array:
+    def predict(self, X: ArrayLike) -> Labels:
         """Class labels: the argmax of the outputs (a > 1/2 for one sigmoid output)."""
         X = self.backend.asarray(check_features(X, self.sizes[0], self.dtype))
         labels = self.backend.empty(X.shape[0], np.int64)
@@ -311,23 +319,23 @@ class Network:
             "accuracy": None if labels is None else float(correct) / m,
         }
 
-    def evaluate(self, X: Any, Y: Any, cost: str | None = None) -> dict[str, float | None]:
+    def evaluate(self, X: ArrayLike, Y: ArrayLike, cost: str | None = None) -> Metrics:
         """{'cost': the mean cost, 'accuracy': fraction right (None without class labels)}."""
         cost_ = self.cost_function(cost)
         return self.evaluate_checked(*self.checked_inputs(X, Y, cost_), cost_)
 
-    def cost(self, X: Any, Y: Any, cost: str | None = None) -> float:
+    def cost(self, X: ArrayLike, Y: ArrayLike, cost: str | None = None) -> float:
         """The cost C = (1/m) Σ_x C_x over the rows of X."""
         return self.evaluate(X, Y, cost)["cost"]
 
-    def gradients(self, X: Any, Y: Any, cost: str | None = None) -> tuple[list[Array], list[Array]]:
+    def gradients(self, X: ArrayLike, Y: ArrayLike, cost: str | None = None) -> PerLayer:
         """(dC/dW^l, dC/db^l) for every layer, for the mean cost over all rows of X."""
         cost_ = self.cost_function(cost)
         X, targets, _ = self.checked_inputs(X, Y, cost_)
         self.backpropagate(X, targets, self.workspace(X.shape[0]), cost_)
         return [g.copy() for g in self.grads_w], [g.copy() for g in self.grads_b]
 
-    def fit(self, X: Any, Y: Any, **options: Any) -> History:
+    def fit(self, X: ArrayLike, Y: ArrayLike, **options: Any) -> History:
         """Train on rows of X with targets Y; the options are those of `gpunet.train.fit`
         (epochs=10, batch_size=32, validation_split=, callbacks=[gpunet.EarlyStopping()], ...)."""
         # the one import from a higher layer: training is built on this class, not in it
@@ -361,7 +369,15 @@ def from_torch(module: Any, *, backend: str | Backend = "auto") -> Network:
 
 def load(path: str | os.PathLike[str], *, backend: str | Backend = "auto") -> Network:
     """A Network read from a file written by `Network.save`; FileFormatError (a ValueError)
-    for anything else, OSError when the file cannot be read."""
+    for anything else, OSError when the file cannot be read.
+
+    Examples:
+        >>> import os, tempfile
+        >>> with tempfile.TemporaryDirectory() as directory:
+        ...     Network([4, 3, 2], "tanh", backend="numpy").save(os.path.join(directory, "n.npz"))
+        ...     load(os.path.join(directory, "n.npz"), backend="numpy")
+        Network([4, 3, 2], ['tanh', 'tanh'], backend='numpy', dtype='float32')
+    """
     if isinstance(backend, str) and backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     architecture, weights, biases = read_model(path)

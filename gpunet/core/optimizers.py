@@ -73,7 +73,23 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Mini-batch gradient descent, w -> w − lr·∂C/∂w, with momentum as torch.optim.SGD."""
+    """Mini-batch gradient descent, w -> w − lr·∂C/∂w, with momentum as torch.optim.SGD.
+
+    Examples:
+        >>> import gpunet
+        >>> X, y = gpunet.datasets.digits()
+        >>> net = gpunet.Network([64, 30, 10], "sigmoid", backend="numpy", seed=0)
+        >>> sgd = SGD(0.1, momentum=0.9, weight_decay=1e-4)
+        >>> sgd
+        SGD(lr=0.1, momentum=0.9, nesterov=False, weight_decay=0.0001)
+        >>> history = net.fit(X, y, epochs=2, batch_size=32, optimizer=sgd, seed=0, progress=False)
+        >>> history["cost"][1] < history["cost"][0]
+        True
+        >>> SGD(0.1, nesterov=True)
+        Traceback (most recent call last):
+        ...
+        ValueError: nesterov=True needs a momentum > 0
+    """
 
     name = "sgd"
     state_keys = frozenset({"velocity"})
@@ -120,7 +136,12 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction and L2 weight decay on the weights, as torch.optim.Adam."""
+    """Adam with bias correction and L2 weight decay on the weights, as torch.optim.Adam.
+
+    Examples:
+        >>> Adam(1e-3)
+        Adam(lr=0.001, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0)
+    """
 
     name = "adam"
     state_keys = frozenset({"first_moment", "second_moment", "steps"})

@@ -6,6 +6,7 @@ Checked and drawn on the host, so a seed gives the same network on every backend
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ def check_float_dtype(dtype: Any) -> np.dtype:
     return resolved
 
 
-def flat_views(flat: Array, shapes: list[tuple[int, ...]]) -> list[Array]:
+def flat_views(flat: Array, shapes: Sequence[tuple[int, ...]]) -> list[Array]:
     """Consecutive views of the flat buffer `flat`, one per shape (no copy)."""
     views, offset = [], 0
     for shape in shapes:

@@ -19,9 +19,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from matplotlib.figure import Figure
-
-from ..train.plots import DPI, png_path, save_figure
+from ..train.plots import DPI, Figure, png_path, save_figure
 from .explain import explain
 
 FORWARD, BACKWARD, CONSTANT = "#1f5fa8", "#b2182b", "#777777"

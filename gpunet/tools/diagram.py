@@ -13,13 +13,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from matplotlib.figure import Figure
-from matplotlib.patches import FancyBboxPatch
-
 from ..core.activations import Activation
 from ..core.costs import Cost
 from ..core.network import Network
-from ..train.plots import DPI, png_path, save_figure
+from ..train.plots import DPI, FancyBboxPatch, Figure, png_path, save_figure
 
 FORWARD, BACKWARD, PARAMETER = "#1f5fa8", "#b2182b", "#555555"
 HEIGHT_INCHES, CHAIN_INCHES = 9.0, 3.4

@@ -1,6 +1,9 @@
 """Training plots: cost, accuracy and per-layer gradient norms per epoch, as PNG files.
 
-Drawn with matplotlib's object API on the Agg canvas: no display, no pyplot state.
+Drawn with matplotlib's object API on the Agg canvas: no display, no pyplot state. This
+module is where gpunet imports matplotlib, the plot extra: the other drawings (diagram,
+chain_graph, bench.report) take its classes from here, so that a missing matplotlib is one
+MissingExtraError naming `pip install 'gpunet[plot]'`.
 """
 
 from __future__ import annotations
@@ -10,13 +13,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
-
 from ..core.checks import check_output_path
+from ..core.extras import missing_extra
 from ..core.io import write_atomically
+
+try:
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyBboxPatch
+    from matplotlib.ticker import MaxNLocator
+except ModuleNotFoundError as error:
+    if error.name != "matplotlib":
+        raise  # installed but broken: its own error names what is missing
+    raise missing_extra("matplotlib") from None
+
+# the drawing classes are re-exported for the other drawings
+__all__ = [
+    "DPI",
+    "FancyBboxPatch",
+    "Figure",
+    "FigureCanvasAgg",
+    "plot_histories",
+    "png_path",
+    "save_figure",
+]
 
 # one panel is PANEL_INCHES · DPI = 480 × 340 pixels (exact in binary, so the PNG is too)
 DPI = 80

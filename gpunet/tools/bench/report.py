@@ -68,9 +68,7 @@ def plot(record: dict[str, Any], path: str | Path) -> Path:
     implementation (the GEMM-only ceiling dashed) through the medians, a bar over each
     point from its fastest run to its slowest, flagged cells hollow. Writes a PNG atomically and
     returns its path."""
-    from matplotlib.figure import Figure
-
-    from ...train.plots import png_path, save_figure
+    from ...train.plots import Figure, png_path, save_figure
 
     path = png_path(path)
     cells = [c for c in record["cells"] if c["status"] == "ok"]

@@ -4,8 +4,8 @@ its handler, one module a group, and COMMANDS lists them in the order --help sho
 main() is where faults meet the user: every output path a command declares is checked
 before its handler runs, and an exception of the user's making (FAULTS: a bad argument,
 a file that cannot be read or written or is not what it should be, a backend that is not
-there, memory, divergence, Ctrl-C) becomes one line on stderr and an exit code. Anything
-else is a bug and keeps its traceback.
+there, an optional extra not installed, memory, divergence, Ctrl-C) becomes one line on
+stderr and an exit code. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from ... import __version__
 from ...core.backends import BackendUnavailableError
 from ...core.checks import check_output_path
+from ...core.extras import require
 from ...core.io import FileFormatError
 from ...train.history import DivergenceError
 from .bench import BENCH
@@ -147,12 +148,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def check_outputs(command: Command, args: argparse.Namespace) -> None:
     """Every output path the command was given, checked writable before any work (a typo
-    must not cost a training run or a benchmark sweep), and no two of them the same file."""
+    must not cost a training run or a benchmark sweep), and no two of them the same file;
+    a PNG asked for needs the plot extra, checked then too."""
     written: dict[str, str] = {}
     for option, suffix in command.outputs.items():
         path = getattr(args, option.lstrip("-").replace("-", "_"))
         if path is None:
             continue
+        if suffix == ".png":
+            require("matplotlib")
         key = os.path.realpath(check_output_path(option, path, suffix=suffix))
         if key in written:
             raise ValueError(f"{written[key]} and {option} name the same file {path!r}")

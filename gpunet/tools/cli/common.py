@@ -11,6 +11,7 @@ from ...core.activations import ACTIVATIONS
 from ...core.backends import BACKENDS
 from ...core.checks import check_count, check_positive
 from ...core.costs import COSTS
+from ...core.extras import MissingExtraError as MissingExtraError  # what commands raise
 from ..data import SPLITS
 
 NATURAL_COST = (
@@ -23,10 +24,6 @@ DATA = (
     "'digits' (bundled), an MNIST IDX directory or mnist.pkl.gz, or an array file: "
     ".npy (features), .npz (arrays X and y), .csv (numbers; labels in the last column)"
 )
-
-
-class MissingExtraError(ImportError):
-    """An optional package a command needs is not installed; the message names its extra."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ..chain_graph import build_chain, draw_chain_graph
 from ..explain import explain
 from .common import Command, add_backend, add_cost
 
@@ -29,6 +28,8 @@ def explain_command(args: argparse.Namespace) -> int:
     chain = {name: getattr(args, name) for name in CHAIN}
     print(explain(**chain, cost=args.cost, backend=args.backend))
     if args.graph:
+        from ..chain_graph import build_chain, draw_chain_graph  # matplotlib, only for this
+
         graph = build_chain(**chain, cost=args.cost)
         path = draw_chain_graph(args.graph, graph)
         print(f"node-level graph of the chain ({graph.cost}) written to {path}")
