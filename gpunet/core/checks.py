@@ -8,6 +8,7 @@ from __future__ import annotations
 import numbers
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,13 @@ def check_unit_interval(name: str, value: Any, *, allow_zero: bool = False) -> f
     return value
 
 
-def check_count(name: str, value: Any) -> int:
-    """An integer >= 1."""
+def check_count(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    """An integer >= 1 (or >= 0), a NumPy integer included, returned as a Python int."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
+    if value < int(not allow_zero):
+        bound = "an integer >= 0" if allow_zero else "a positive integer"
+        raise ValueError(f"{name} must be {bound}, got {value}")
     return int(value)
 
 
@@ -86,6 +88,19 @@ def check_output_path(name: str, path: Any, *, suffix: str | None = None) -> Pat
         ) from None
     probe.unlink()
     return Path(path)
+
+
+def check_distinct(paths: Sequence[tuple[str, Any]]) -> None:
+    """No two of the (argument, path) outputs of one run the same file (through links and
+    relative paths): each would overwrite what the other wrote; ValueError naming both."""
+    written: dict[str, str] = {}
+    for name, path in paths:
+        if path is None:
+            continue
+        key = os.path.realpath(path)
+        if key in written:
+            raise ValueError(f"{written[key]} and {name} name the same file {os.fspath(path)!r}")
+        written[key] = name
 
 
 def array_module(x: Any) -> Any:

@@ -9,6 +9,7 @@ The array files hold numbers only, and nothing in them is unpickled:
 
 from __future__ import annotations
 
+import csv
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -130,7 +131,7 @@ def read_array_file(path: Path, *, labels: bool, target_column: int | None = Non
         if y is not None and y.shape[:1] != X.shape[:1]:
             raise ValueError(f"{y.shape[0] if y.ndim else 0} labels for {X.shape[0]} rows")
     if suffix == ".csv" and (labels or target_column is not None):
-        X, y = _target_column(X, -1 if target_column is None else target_column)
+        X, y = _target_column(X, -1 if target_column is None else target_column, path)
     if labels and y is None:
         raise FileFormatError(path, "labelled data", "it holds features only: " + LABELLED)
     return Examples(X, y if labels else None, str(path))
@@ -168,27 +169,37 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    with open(path, encoding="utf-8") as file:
-        header = not _numbers(file.readline())
+    # utf-8-sig: a spreadsheet's byte-order mark is no part of the first field
+    with open(path, encoding="utf-8-sig") as file:
+        first = file.readline()
+    header = not _numbers(first)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "input contained no data": said after
-        return np.loadtxt(path, delimiter=",", skiprows=int(header), ndmin=2, encoding="utf-8")
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data": said below
+        table = np.loadtxt(
+            path, delimiter=",", quotechar='"', skiprows=int(header), ndmin=2, encoding="utf-8-sig"
+        )
+    if header and table.shape[0] == 0:
+        # one line that is not numbers: a header over nothing, or numbers not comma-separated
+        raise ValueError(f"it holds no rows of comma-separated numbers, only {first.strip()!r}")
+    return table
 
 
-def _target_column(table: np.ndarray, column: int) -> tuple[np.ndarray, np.ndarray]:
+def _target_column(table: np.ndarray, column: int, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(the other columns, the column's labels): whole numbers are class labels, anything
     else a real-valued target per row."""
     if not -table.shape[1] <= column < table.shape[1]:
-        raise ValueError(f"--target-column {column}: the table has {table.shape[1]} columns")
+        raise ValueError(f"--target-column {column}: {path} has {table.shape[1]} columns")
+    if table.shape[1] == 1:
+        raise ValueError(f"{path} has 1 column: its labels, and no features beside them")
     y = table[:, column]
     labels = y.astype(np.int64) if np.array_equal(y, np.round(y)) else y[:, None]
     return np.delete(table, column, axis=1), labels
 
 
 def _numbers(line: str) -> bool:
-    """Whether a CSV line is all numbers (else it is taken as a header)."""
+    """Whether a CSV line is all numbers, quoted or not (else it is taken as a header)."""
     try:
-        [float(field) for field in line.split(",")]
+        [float(field) for field in next(csv.reader([line]), [""])]
     except ValueError:
         return False
     return True
