@@ -186,8 +186,7 @@ def check_outputs(command: Command, args: argparse.Namespace) -> None:
     """Every output path the command was given, checked writable before any work (a typo
     must not cost a training run or a benchmark sweep), and no two of them the same file."""
     paths = [
-        (option, getattr(args, option.lstrip("-").replace("-", "_")))
-        for option in command.outputs
+        (option, getattr(args, option.lstrip("-").replace("-", "_"))) for option in command.outputs
     ]
     for option, path in paths:
         if path is not None:
