@@ -192,7 +192,10 @@ def _target_column(table: np.ndarray, column: int, path: Path) -> tuple[np.ndarr
     if table.shape[1] == 1:
         raise ValueError(f"{path} has 1 column: its labels, and no features beside them")
     y = table[:, column]
-    labels = y.astype(np.int64) if np.array_equal(y, np.round(y)) else y[:, None]
+    # whole numbers a float64 holds exactly (|y| < 2**53) are labels; a cast of any larger
+    # one to int64 would overflow into another label
+    whole = np.array_equal(y, np.round(y)) and bool((np.abs(y) < 2**53).all())
+    labels = y.astype(np.int64) if whole else y[:, None]
     return np.delete(table, column, axis=1), labels
 
 

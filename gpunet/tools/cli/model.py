@@ -141,7 +141,16 @@ def predict_command(args: argparse.Namespace) -> int:
 def evaluate_command(args: argparse.Namespace) -> int:
     net, examples = model_and_data(args, labels=True)
     cost = net.cost_function(args.cost)
-    checked = net.checked_inputs(examples.X, examples.y, cost, what=f"--data {args.data}: ")
+    y = examples.y
+    if y.ndim == 1 and net.sizes[-1] == 1 and not is_classifier(net):
+        y = y[:, None]  # a regression's target per row, whole numbers (prices, counts) too
+    odd = y[(y != np.round(y)) | (np.abs(y) >= 2**53)] if y.shape[1:] == (1,) else ()
+    if len(odd) and net.sizes[-1] > 1:  # a CSV's label column, read as real numbers
+        raise ValueError(
+            f"--data {args.data}: its label column holds {odd[0]:g}, not a class label (a whole "
+            f"number) of the model's {net.sizes[-1]} outputs"
+        )
+    checked = net.checked_inputs(examples.X, y, cost, what=f"--data {args.data}: ")
     result = net.evaluate_checked(*checked, cost)
     record = {
         "model": args.model,
