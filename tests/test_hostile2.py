@@ -140,7 +140,8 @@ def gpunet_command(*argv: str, **options) -> subprocess.Popen:
     # unbuffered: the first line already meets a reader that is gone
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "gpunet", *argv]
-    return subprocess.Popen(command, stderr=subprocess.PIPE, env=env, text=True, **options)
+    options.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(command, env=env, text=True, **options)
 
 
 def test_a_closed_stdout_is_one_line_exit_3_before_any_work(models):
@@ -213,3 +214,27 @@ def test_patience_is_a_whole_number_of_epochs(patience, error):
 def test_patience_as_a_numpy_integer_counts_like_an_int():
     assert EarlyStopping(patience=np.int64(2)).patience == 2
     assert type(EarlyStopping(patience=np.int64(2)).patience) is int
+
+
+def test_one_example_as_a_vector_is_told_how_to_reshape():
+    with pytest.raises(ValueError, match=r"got \(4,\); one example is X.reshape\(1, -1\)"):
+        classifier().predict(X[0])
+
+
+def test_a_target_column_for_the_digits_is_refused_not_ignored(capsys, models):
+    code, _, err = run(capsys, "train", "--data", "digits", "--target-column", "3")
+    assert code == 2 and "--target-column applies to a .csv file, not to 'digits'" in err
+
+
+def test_a_closed_stderr_keeps_the_error_out_of_stdout(models):
+    with gpunet_command(
+        "predict",
+        "clf.npz",
+        "--data",
+        "none.csv",
+        stdout=subprocess.PIPE,
+        stderr=None,
+        preexec_fn=lambda: os.close(2),
+    ) as process:
+        out = process.stdout.read()
+    assert process.returncode == 3 and out == ""

@@ -157,8 +157,10 @@ def check_features(X: Any, n_inputs: int, dtype: Any, name: str = "X") -> Any:
     """X as an (m, n_inputs) array of dtype, with m >= 1 and no NaN or inf after the cast."""
     X = _as_numeric(name, X)
     if X.ndim != 2 or X.shape[1] != n_inputs:
+        # one example given as a vector is the usual slip
+        hint = f"; one example is {name}.reshape(1, -1)" if X.shape == (n_inputs,) else ""
         raise ValueError(
-            f"{name} must have shape (m, {n_inputs}) (one row per example), got {X.shape}"
+            f"{name} must have shape (m, {n_inputs}) (one row per example), got {X.shape}{hint}"
         )
     if X.shape[0] == 0:
         raise ValueError(f"{name} is empty: it needs at least one example (row)")

@@ -56,6 +56,8 @@ def read_splits(
     """The (train, test) parts of the data `spec` names, as `gpunet train` learns and tests
     on them: MNIST's own two sets; else a shuffled split (seed) holding test_size out of
     the digits or an array file, or the last test_size of an MNIST test set alone."""
+    if target_column is not None and not is_array_file(spec):
+        raise ValueError(f"--target-column applies to a .csv file, not to {spec!r}")
     if spec == "digits":
         X, y = datasets.digits()
         return _split(X, y, test_size, seed, "digits (8x8)")
@@ -100,9 +102,7 @@ def read_examples(
                 "an array file is read whole"
             )
         return read_array_file(Path(spec), labels=labels, target_column=target_column)
-    if target_column is not None:
-        raise ValueError(f"--target-column applies to a .csv file, not to {spec!r}")
-    train, test = read_splits(spec, test_size, seed)
+    train, test = read_splits(spec, test_size, seed, target_column)
     return train if split == "train" else test
 
 

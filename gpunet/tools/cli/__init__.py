@@ -217,4 +217,5 @@ def describe(error: BaseException, args: argparse.Namespace) -> str:
 
 
 def _say(args: argparse.Namespace, message: str) -> None:
-    print(f"gpunet {args.command}: {message}", file=sys.stderr)
+    if sys.stderr is not None:  # closed (2>&-): print would write it into stdout's data
+        print(f"gpunet {args.command}: {message}", file=sys.stderr)
