@@ -16,6 +16,7 @@ import gpunet
 from gpunet import EarlyStopping, SaveBest
 from gpunet.core.parameters import host_memory
 from gpunet.tools.cli import main
+from gpunet.train.checkpoint import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 X = np.random.default_rng(0).random((20, 4)).astype(np.float32)
@@ -238,3 +239,18 @@ def test_a_closed_stderr_keeps_the_error_out_of_stdout(models):
     ) as process:
         out = process.stdout.read()
     assert process.returncode == 3 and out == ""
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="a character device")
+@pytest.mark.parametrize("read", ["model", "checkpoint", "cli"])
+def test_a_device_as_a_model_or_checkpoint_is_refused_unread(capsys, models, read):
+    # /dev/zero feeds a reader without end: read, it would exhaust memory
+    if read == "model":
+        with pytest.raises(gpunet.FileFormatError, match="/dev/zero is not a gpunet model"):
+            gpunet.load("/dev/zero", backend="numpy")
+    elif read == "checkpoint":
+        with pytest.raises(gpunet.FileFormatError, match="a device, pipe or socket"):
+            read_checkpoint("/dev/zero")
+    else:
+        code, _, err = run(capsys, "predict", "/dev/zero", "--data", "digits")
+        assert code == 4 and "a device, pipe or socket" in err

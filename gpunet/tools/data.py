@@ -3,7 +3,8 @@
 The array files hold numbers only, and nothing in them is unpickled:
 - .npy: one 2-D array, a row of features per example (no labels);
 - .npz: the array X (features, 2-D) and optionally y, class labels (m,) or targets (m, n_L);
-- .csv: comma-separated numbers, a row per example, optionally under one header line;
+- .csv: comma-separated numbers (quoted or not; UTF-8, a byte-order mark ignored), a row per
+  example, optionally under one header line;
   where labels are wanted they are the last column, or the one `target_column` names.
 """
 
@@ -114,9 +115,6 @@ def read_array_file(path: Path, *, labels: bool, target_column: int | None = Non
     expected = ARRAY_FILES[suffix]
     if target_column is not None and suffix != ".csv":
         raise ValueError(f"--target-column applies to a .csv file, not to {str(path)!r}")
-    if path.exists() and not path.is_file() and not path.is_dir():
-        # a pipe or device would block the reader, or feed it without end
-        raise FileFormatError(path, expected, "a device, pipe or socket")
     with reading(path, expected):
         if suffix == ".npy":
             X, y = _read_npy(path), None
