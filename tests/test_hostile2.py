@@ -254,3 +254,20 @@ def test_a_device_as_a_model_or_checkpoint_is_refused_unread(capsys, models, rea
     else:
         code, _, err = run(capsys, "predict", "/dev/zero", "--data", "digits")
         assert code == 4 and "a device, pipe or socket" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--data", "d.npz", "--save", "./d.npz"],
+        ["train", "--data", "d.npz", "--checkpoint", "d.npz"],
+        ["predict", "clf.npz", "--data", "d.csv", "-o", "d.csv"],
+    ],
+)
+def test_an_output_onto_a_file_the_command_reads_is_refused(capsys, models, argv):
+    np.savez("d.npz", X=X, y=y)
+    Path("d.csv").write_text("1,2,3,4\n")
+    inputs = {name: Path(name).read_bytes() for name in ("d.npz", "d.csv")}
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "is also the data read" in err, err
+    assert inputs == {name: Path(name).read_bytes() for name in inputs}

@@ -173,9 +173,17 @@ def _read_csv(path: Path) -> np.ndarray:
     header = not _numbers(first)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "input contained no data": said below
-        table = np.loadtxt(
-            path, delimiter=",", quotechar='"', skiprows=int(header), ndmin=2, encoding="utf-8-sig"
-        )
+        try:
+            table = np.loadtxt(
+                path,
+                delimiter=",",
+                quotechar='"',
+                skiprows=int(header),
+                ndmin=2,
+                encoding="utf-8-sig",
+            )
+        except ValueError as error:  # without NumPy's advice (usecols) to the programmer
+            raise ValueError(str(error).split("; use `usecols`")[0]) from None
     if header and table.shape[0] == 0:
         # one line that is not numbers: a header over nothing, or numbers not comma-separated
         raise ValueError(f"it holds no rows of comma-separated numbers, only {first.strip()!r}")

@@ -184,7 +184,8 @@ class Stdout:
 
 def check_outputs(command: Command, args: argparse.Namespace) -> None:
     """Every output path the command was given, checked writable before any work (a typo
-    must not cost a training run or a benchmark sweep), and no two of them the same file."""
+    must not cost a training run or a benchmark sweep), no two of them the same file, and
+    none a file the command reads."""
     paths = [
         (option, getattr(args, option.lstrip("-").replace("-", "_"))) for option in command.outputs
     ]
@@ -192,6 +193,20 @@ def check_outputs(command: Command, args: argparse.Namespace) -> None:
         if path is not None:
             check_output_path(option, path, suffix=command.outputs[option])
     check_distinct(paths)
+    # the files it reads: any other argument naming an existing file (--data, a model)
+    read = {
+        os.path.realpath(value): key
+        for key, value in vars(args).items()
+        if isinstance(value, str)
+        and f"--{key.replace('_', '-')}" not in command.outputs
+        and os.path.isfile(value)
+    }
+    for option, path in paths:
+        if path is not None and os.path.realpath(path) in read:
+            raise ValueError(
+                f"{option} {path!r} is also the {read[os.path.realpath(path)]} read: writing "
+                "it would replace that input; choose another file"
+            )
 
 
 def describe(error: BaseException, args: argparse.Namespace) -> str:
