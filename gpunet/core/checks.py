@@ -8,6 +8,7 @@ from __future__ import annotations
 import numbers
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,13 @@ def check_unit_interval(name: str, value: Any, *, allow_zero: bool = False) -> f
     return value
 
 
-def check_count(name: str, value: Any) -> int:
-    """An integer >= 1."""
+def check_count(name: str, value: Any, *, allow_zero: bool = False) -> int:
+    """An integer >= 1 (or >= 0), a NumPy integer included, returned as a Python int."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
+    if value < int(not allow_zero):
+        bound = "an integer >= 0" if allow_zero else "a positive integer"
+        raise ValueError(f"{name} must be {bound}, got {value}")
     return int(value)
 
 
@@ -86,6 +88,19 @@ def check_output_path(name: str, path: Any, *, suffix: str | None = None) -> Pat
         ) from None
     probe.unlink()
     return Path(path)
+
+
+def check_distinct(paths: Sequence[tuple[str, Any]]) -> None:
+    """No two of the (argument, path) outputs of one run the same file (through links and
+    relative paths): each would overwrite what the other wrote; ValueError naming both."""
+    written: dict[str, str] = {}
+    for name, path in paths:
+        if path is None:
+            continue
+        key = os.path.realpath(path)
+        if key in written:
+            raise ValueError(f"{written[key]} and {name} name the same file {os.fspath(path)!r}")
+        written[key] = name
 
 
 def array_module(x: Any) -> Any:
@@ -142,8 +157,10 @@ def check_features(X: Any, n_inputs: int, dtype: Any, name: str = "X") -> Any:
     """X as an (m, n_inputs) array of dtype, with m >= 1 and no NaN or inf after the cast."""
     X = _as_numeric(name, X)
     if X.ndim != 2 or X.shape[1] != n_inputs:
+        # one example given as a vector is the usual slip
+        hint = f"; one example is {name}.reshape(1, -1)" if X.shape == (n_inputs,) else ""
         raise ValueError(
-            f"{name} must have shape (m, {n_inputs}) (one row per example), got {X.shape}"
+            f"{name} must have shape (m, {n_inputs}) (one row per example), got {X.shape}{hint}"
         )
     if X.shape[0] == 0:
         raise ValueError(f"{name} is empty: it needs at least one example (row)")

@@ -311,7 +311,10 @@ def reading(path: str | os.PathLike[str], expected: str) -> Iterator[None]:
     """Read path as `expected` ("a gpunet model file") within: what READ_ERRORS a damaged or
     foreign file raises becomes a FileFormatError naming it; an OSError of the system (no
     such file, no permission, a directory) passes as it is, since it says nothing of what
-    the file holds."""
+    the file holds. A device, pipe or socket is refused unread: it would block the reader,
+    or feed it without end (/dev/zero)."""
+    if os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
+        raise FileFormatError(path, expected, "a device, pipe or socket")
     try:
         yield
     except READ_ERRORS as error:

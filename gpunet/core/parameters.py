@@ -6,6 +6,7 @@ Checked and drawn on the host, so a seed gives the same network on every backend
 from __future__ import annotations
 
 import numbers
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -52,7 +53,30 @@ def check_sizes(sizes: Any) -> list[int]:
     for n in sizes:
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
             raise ValueError(f"sizes must be positive integers, got {sizes}")
-    return [int(n) for n in sizes]
+    sizes = [int(n) for n in sizes]
+    check_host_memory(sizes)
+    return sizes
+
+
+def check_host_memory(sizes: list[int]) -> None:
+    """MemoryError, before anything is allocated, for widths whose initial parameters (drawn
+    in float64 on the host, initial_params) would not fit in the host's physical memory."""
+    count = sum(n * k + n for n, k in zip(sizes[1:], sizes[:-1]))  # Python ints: no overflow
+    needed, available = 8 * count, host_memory()
+    if available is not None and needed > available:
+        raise MemoryError(
+            f"sizes {sizes} make {count:,} parameters: their initial values (float64, drawn "
+            f"on the host) need {needed / 2**30:,.1f} GiB, and this machine has "
+            f"{available / 2**30:,.1f} GiB"
+        )
+
+
+def host_memory() -> int | None:
+    """The host's physical memory in bytes, None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def initial_params(

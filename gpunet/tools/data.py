@@ -3,12 +3,14 @@
 The array files hold numbers only, and nothing in them is unpickled:
 - .npy: one 2-D array, a row of features per example (no labels);
 - .npz: the array X (features, 2-D) and optionally y, class labels (m,) or targets (m, n_L);
-- .csv: comma-separated numbers, a row per example, optionally under one header line;
+- .csv: comma-separated numbers (quoted or not; UTF-8, a byte-order mark ignored), a row per
+  example, optionally under one header line;
   where labels are wanted they are the last column, or the one `target_column` names.
 """
 
 from __future__ import annotations
 
+import csv
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -55,6 +57,8 @@ def read_splits(
     """The (train, test) parts of the data `spec` names, as `gpunet train` learns and tests
     on them: MNIST's own two sets; else a shuffled split (seed) holding test_size out of
     the digits or an array file, or the last test_size of an MNIST test set alone."""
+    if target_column is not None and not is_array_file(spec):
+        raise ValueError(f"--target-column applies to a .csv file, not to {spec!r}")
     if spec == "digits":
         X, y = datasets.digits()
         return _split(X, y, test_size, seed, "digits (8x8)")
@@ -99,9 +103,7 @@ def read_examples(
                 "an array file is read whole"
             )
         return read_array_file(Path(spec), labels=labels, target_column=target_column)
-    if target_column is not None:
-        raise ValueError(f"--target-column applies to a .csv file, not to {spec!r}")
-    train, test = read_splits(spec, test_size, seed)
+    train, test = read_splits(spec, test_size, seed, target_column)
     return train if split == "train" else test
 
 
@@ -113,9 +115,6 @@ def read_array_file(path: Path, *, labels: bool, target_column: int | None = Non
     expected = ARRAY_FILES[suffix]
     if target_column is not None and suffix != ".csv":
         raise ValueError(f"--target-column applies to a .csv file, not to {str(path)!r}")
-    if path.exists() and not path.is_file() and not path.is_dir():
-        # a pipe or device would block the reader, or feed it without end
-        raise FileFormatError(path, expected, "a device, pipe or socket")
     with reading(path, expected):
         if suffix == ".npy":
             X, y = _read_npy(path), None
@@ -130,7 +129,7 @@ def read_array_file(path: Path, *, labels: bool, target_column: int | None = Non
         if y is not None and y.shape[:1] != X.shape[:1]:
             raise ValueError(f"{y.shape[0] if y.ndim else 0} labels for {X.shape[0]} rows")
     if suffix == ".csv" and (labels or target_column is not None):
-        X, y = _target_column(X, -1 if target_column is None else target_column)
+        X, y = _target_column(X, -1 if target_column is None else target_column, path)
     if labels and y is None:
         raise FileFormatError(path, "labelled data", "it holds features only: " + LABELLED)
     return Examples(X, y if labels else None, str(path))
@@ -168,27 +167,48 @@ def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    with open(path, encoding="utf-8") as file:
-        header = not _numbers(file.readline())
+    # utf-8-sig: a spreadsheet's byte-order mark is no part of the first field
+    with open(path, encoding="utf-8-sig") as file:
+        first = file.readline()
+    header = not _numbers(first)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "input contained no data": said after
-        return np.loadtxt(path, delimiter=",", skiprows=int(header), ndmin=2, encoding="utf-8")
+        warnings.simplefilter("ignore", UserWarning)  # "input contained no data": said below
+        try:
+            table = np.loadtxt(
+                path,
+                delimiter=",",
+                quotechar='"',
+                skiprows=int(header),
+                ndmin=2,
+                encoding="utf-8-sig",
+            )
+        except ValueError as error:  # without NumPy's advice (usecols) to the programmer
+            raise ValueError(str(error).split("; use `usecols`")[0]) from None
+    if header and table.shape[0] == 0:
+        # one line that is not numbers: a header over nothing, or numbers not comma-separated
+        raise ValueError(f"it holds no rows of comma-separated numbers, only {first.strip()!r}")
+    return table
 
 
-def _target_column(table: np.ndarray, column: int) -> tuple[np.ndarray, np.ndarray]:
+def _target_column(table: np.ndarray, column: int, path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(the other columns, the column's labels): whole numbers are class labels, anything
     else a real-valued target per row."""
     if not -table.shape[1] <= column < table.shape[1]:
-        raise ValueError(f"--target-column {column}: the table has {table.shape[1]} columns")
+        raise ValueError(f"--target-column {column}: {path} has {table.shape[1]} columns")
+    if table.shape[1] == 1:
+        raise ValueError(f"{path} has 1 column: its labels, and no features beside them")
     y = table[:, column]
-    labels = y.astype(np.int64) if np.array_equal(y, np.round(y)) else y[:, None]
+    # whole numbers a float64 holds exactly (|y| < 2**53) are labels; a cast of any larger
+    # one to int64 would overflow into another label
+    whole = np.array_equal(y, np.round(y)) and bool((np.abs(y) < 2**53).all())
+    labels = y.astype(np.int64) if whole else y[:, None]
     return np.delete(table, column, axis=1), labels
 
 
 def _numbers(line: str) -> bool:
-    """Whether a CSV line is all numbers (else it is taken as a header)."""
+    """Whether a CSV line is all numbers, quoted or not (else it is taken as a header)."""
     try:
-        [float(field) for field in line.split(",")]
+        [float(field) for field in next(csv.reader([line]), [""])]
     except ValueError:
         return False
     return True

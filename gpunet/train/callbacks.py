@@ -25,7 +25,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..core.checks import check_flag, check_output_path, check_positive
+from ..core.checks import check_count, check_flag, check_output_path, check_positive
 from .diagnostics import STATISTICS
 
 if TYPE_CHECKING:
@@ -37,7 +37,10 @@ MODES = ("auto", "min", "max")
 
 class Callback:
     """fit's callback with hooks that get the network: override those needed (see the
-    module's docstring); each does nothing by default."""
+    module's docstring); each does nothing by default. `outputs` names the files it writes,
+    as (argument, path) pairs: fit refuses two outputs of one run on the same file."""
+
+    outputs: tuple[tuple[str, str | os.PathLike[str]], ...] = ()
 
     def check(self, run: Run) -> None:
         """Raise (ValueError, TypeError) for a setting the checked `run` cannot have."""
@@ -119,9 +122,7 @@ class EarlyStopping(Callback):
         restore_best: bool = False,
     ) -> None:
         self.watched = Monitor(monitor, mode, min_delta)
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise ValueError(f"patience must be an integer >= 0, got {patience!r}")
-        self.patience = patience
+        self.patience = check_count("patience", patience, allow_zero=True)
         self.restore_best = check_flag("restore_best", restore_best)
         self.wait, self.best_epoch, self.stopped_epoch = 0, None, None
         self.best_params: Any = None
@@ -184,6 +185,7 @@ class SaveBest(Callback):
         if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
             raise TypeError(f"SaveBest path must be a str or path, got {type(path).__name__}")
         self.path = path
+        self.outputs = (("SaveBest path", path),)
         self.watched = Monitor(monitor, mode, 0.0)
         self.best_epoch: int | None = None
 

@@ -63,6 +63,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
                 check_stored_array(archive, member.removesuffix(".npy"), kinds="biuf")
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
+        if "checkpoint" not in arrays:
+            raise ValueError(
+                "it holds no training state (a model saved by save?): resume needs a file "
+                "that checkpoint= wrote"
+            )
         record = json.loads(bytes(arrays.pop("checkpoint")).decode())
         architecture = json.loads(bytes(arrays.pop("architecture")).decode())
     return {"record": record, "architecture": architecture, "arrays": arrays}

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..core.checks import (
     check_count,
+    check_distinct,
     check_flag,
     check_output_path,
     check_seed,
@@ -99,9 +100,11 @@ class Run:
             diagnostics=check_flag("diagnostics", diagnostics),
             checkpoint=_checked_checkpoint(checkpoint, resume),
         )
-        for callback in run.callbacks:
-            if isinstance(callback, Callback):
-                callback.check(run)
+        objects = [callback for callback in run.callbacks if isinstance(callback, Callback)]
+        for callback in objects:
+            callback.check(run)
+        outputs = [output for callback in objects for output in callback.outputs]
+        check_distinct([("checkpoint", run.checkpoint), *outputs])
         return run
 
     @property
@@ -157,6 +160,11 @@ def _checked_callbacks(callbacks: Any) -> tuple[Callback | EpochFunction, ...]:
         raise TypeError("callbacks must be a list of callbacks, e.g. callbacks=[report]")
     callbacks = tuple(callbacks or ())
     for callback in callbacks:
+        if isinstance(callback, type):  # callable, but calling it makes a callback
+            raise TypeError(
+                f"callbacks must hold callback objects, got the class {callback.__name__}: "
+                f"pass {callback.__name__}(...)"
+            )
         if not (callable(callback) or isinstance(callback, Callback)):
             raise TypeError(
                 "callbacks must be functions f(epoch, metrics) or gpunet.Callback objects, "

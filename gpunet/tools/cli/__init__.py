@@ -16,10 +16,11 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, TextIO
 
 from ... import __version__
 from ...core.backends import BackendUnavailableError
-from ...core.checks import check_output_path
+from ...core.checks import check_distinct, check_output_path
 from ...core.extras import require
 from ...core.io import FileFormatError
 from ...train.history import DivergenceError
@@ -130,7 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     command = next(command for command in COMMANDS if command.name == args.command)
+    stdout = sys.stdout
     try:
+        if stdout is None:  # started with stdout closed (>&-): nowhere to report
+            raise OSError(errno.EBADF, "stdout is closed: redirect it (>/dev/null) instead")
+        sys.stdout = Stdout(stdout)
         check_outputs(command, args)
         return args.handler(args)
     except KeyboardInterrupt:
@@ -144,23 +149,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         said = describe(error, args) or fault.meaning  # a bare MemoryError says nothing
         _say(args, ("" if fault.code == FAILED else "error: ") + said)
         return fault.code
+    finally:
+        if isinstance(sys.stdout, Stdout):
+            sys.stdout.flush()
+        sys.stdout = stdout
+
+
+class Stdout:
+    """sys.stdout while a command runs: when its reader stops early (| head), what follows
+    goes nowhere and the command carries on (train still saves its model), no error."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self._reader_gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        # what is still buffered would fail again on every flush, and as Python exits
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 def check_outputs(command: Command, args: argparse.Namespace) -> None:
     """Every output path the command was given, checked writable before any work (a typo
-    must not cost a training run or a benchmark sweep), and no two of them the same file;
-    a PNG asked for needs the plot extra, checked then too."""
-    written: dict[str, str] = {}
-    for option, suffix in command.outputs.items():
-        path = getattr(args, option.lstrip("-").replace("-", "_"))
-        if path is None:
-            continue
-        if suffix == ".png":
-            require("matplotlib")
-        key = os.path.realpath(check_output_path(option, path, suffix=suffix))
-        if key in written:
-            raise ValueError(f"{written[key]} and {option} name the same file {path!r}")
-        written[key] = option
+    must not cost a training run or a benchmark sweep), no two of them the same file, and
+    none a file the command reads; a PNG asked for needs the plot extra, checked then too."""
+    paths = [
+        (option, getattr(args, option.lstrip("-").replace("-", "_"))) for option in command.outputs
+    ]
+    for option, path in paths:
+        if path is not None:
+            if command.outputs[option] == ".png":
+                require("matplotlib")
+            check_output_path(option, path, suffix=command.outputs[option])
+    check_distinct(paths)
+    # the files it reads: any other argument naming an existing file (--data, a model)
+    read = {
+        os.path.realpath(value): key
+        for key, value in vars(args).items()
+        if isinstance(value, str)
+        and f"--{key.replace('_', '-')}" not in command.outputs
+        and os.path.isfile(value)
+    }
+    for option, path in paths:
+        if path is not None and os.path.realpath(path) in read:
+            raise ValueError(
+                f"{option} {path!r} is also the {read[os.path.realpath(path)]} read: writing "
+                "it would replace that input; choose another file"
+            )
 
 
 def describe(error: BaseException, args: argparse.Namespace) -> str:
@@ -186,4 +235,5 @@ def describe(error: BaseException, args: argparse.Namespace) -> str:
 
 
 def _say(args: argparse.Namespace, message: str) -> None:
-    print(f"gpunet {args.command}: {message}", file=sys.stderr)
+    if sys.stderr is not None:  # closed (2>&-): print would write it into stdout's data
+        print(f"gpunet {args.command}: {message}", file=sys.stderr)

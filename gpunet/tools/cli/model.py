@@ -6,13 +6,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
+from ...core.checks import check_features
 from ...core.io import write_atomically
 from ...core.network import Network, load
 from ..data import Examples, read_examples
@@ -104,16 +104,6 @@ def write_csv(file: TextIO | BinaryIO, values: np.ndarray) -> None:
     np.savetxt(file, values, fmt="%s", delimiter=",")
 
 
-def print_csv(values: np.ndarray) -> None:
-    """The predictions on stdout as CSV; a reader that stops early (| head) is no error."""
-    try:
-        write_csv(sys.stdout, values)
-        sys.stdout.flush()
-    except BrokenPipeError:
-        # what is still buffered would fail again as Python exits: send it nowhere
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-
-
 def write_predictions(path: str, values: np.ndarray) -> None:
     """The predictions to path, .npy or .csv by its suffix, atomically."""
     if Path(path).suffix.lower() == ".npy":
@@ -126,7 +116,8 @@ def predict_command(args: argparse.Namespace) -> int:
     if args.output is not None and Path(args.output).suffix.lower() not in PREDICTIONS:
         raise ValueError(f"--output must end in .npy or .csv, got {args.output!r}")
     net, examples = model_and_data(args, labels=False)
-    values = predictions(net, examples.X, args.proba, args.batch_size)
+    X = check_features(examples.X, net.sizes[0], net.dtype, f"--data {args.data}: X")
+    values = predictions(net, X, args.proba, args.batch_size)
     if args.output is not None:
         write_predictions(args.output, values)
     if args.json:
@@ -143,14 +134,24 @@ def predict_command(args: argparse.Namespace) -> int:
     elif args.output is not None:
         print(f"{len(values)} predictions for {examples.description} written to {args.output}")
     else:
-        print_csv(values)
+        write_csv(sys.stdout, values)  # a reader that stops early (| head): see main()
     return 0
 
 
 def evaluate_command(args: argparse.Namespace) -> int:
     net, examples = model_and_data(args, labels=True)
     cost = net.cost_function(args.cost)
-    result = net.evaluate(examples.X, examples.y, cost=args.cost)
+    y = examples.y
+    if y.ndim == 1 and net.sizes[-1] == 1 and not is_classifier(net):
+        y = y[:, None]  # a regression's target per row, whole numbers (prices, counts) too
+    odd = y[(y != np.round(y)) | (np.abs(y) >= 2**53)] if y.shape[1:] == (1,) else ()
+    if len(odd) and net.sizes[-1] > 1:  # a CSV's label column, read as real numbers
+        raise ValueError(
+            f"--data {args.data}: its label column holds {odd[0]:g}, not a class label (a whole "
+            f"number) of the model's {net.sizes[-1]} outputs"
+        )
+    checked = net.checked_inputs(examples.X, y, cost, what=f"--data {args.data}: ")
+    result = net.evaluate_checked(*checked, cost)
     record = {
         "model": args.model,
         "data": examples.description,
