@@ -34,6 +34,32 @@ def backend(request) -> str:
     return request.param
 
 
+def gpu_only() -> list:
+    """The marks of a module that needs a CUDA device: `gpu`, and a skip saying why not."""
+    from gpunet.core.backends import cupy_unavailable
+
+    why_not = cupy_unavailable()
+    return [
+        pytest.mark.gpu,
+        pytest.mark.skipif(why_not is not None, reason=f"needs a CUDA device: {why_not}"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def cupy():
+    import cupy
+
+    return cupy
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    """A CuPy backend (only in modules marked gpu_only())."""
+    from gpunet.core.backends import CupyBackend
+
+    return CupyBackend()
+
+
 @pytest.fixture(scope="session")
 def host(tmp_path_factory):
     """The CUDA kernels built for the host and run thread by thread (tests/host_kernels.py)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 
@@ -15,59 +14,8 @@ from hypothesis import strategies as st
 import gpunet
 from gpunet.core.activations import ACTIVATIONS
 from gpunet.core.backends import NumpyBackend
-from gpunet.core.costs import COSTS
 
 OPS = NumpyBackend()
-
-
-def _valid(output: str, cost: str) -> bool:
-    try:
-        COSTS[cost].check_output(output)
-    except ValueError:
-        return False
-    return True
-
-
-VALID_TRIPLES = [
-    (hidden, output, cost)
-    for hidden, output, cost in itertools.product(ACTIVATIONS, ACTIVATIONS, COSTS)
-    if _valid(output, cost)
-]
-
-
-def make_targets(rng, cost: str, output: str, m: int, n: int) -> np.ndarray:
-    """Targets the cost accepts: real values, values in [0, 1], or rows that are distributions."""
-    if cost == "quadratic":
-        return rng.standard_normal((m, n))
-    if cost == "log_likelihood" and output == "softmax":
-        p = rng.random((m, n)) + 0.1
-        return p / p.sum(axis=1, keepdims=True)
-    return rng.random((m, n))
-
-
-def flat_gradients(net, X, Y, cost) -> np.ndarray:
-    grads_w, grads_b = net.gradients(X, Y, cost)
-    return np.concatenate([g.ravel() for g in grads_w] + [g.ravel() for g in grads_b])
-
-
-def central_differences(net, X, Y, cost, eps) -> np.ndarray:
-    """dC/dp for every parameter by (C(p + eps) − C(p − eps)) / 2eps, using only the public API
-    (get_params / set_params / cost)."""
-    weights, biases = net.get_params()
-    arrays = weights + biases
-    numeric = []
-    for array in arrays:
-        for index in np.ndindex(array.shape):
-            original = array[index]
-            costs = []
-            for shifted in (original + eps, original - eps):
-                array[index] = shifted
-                net.set_params(weights, biases)
-                costs.append(net.cost(X, Y, cost))
-            array[index] = original
-            numeric.append((costs[0] - costs[1]) / (2 * eps))
-    net.set_params(weights, biases)
-    return np.array(numeric)
 
 
 # --- activations ------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from conftest import (
     PARITY_RTOL,
     assert_gradients_match,
     assert_parity,
+    gpu_only,
     net_pair,
     parity_data,
     to_host,
@@ -29,32 +30,15 @@ from conftest import (
 import gpunet
 from gpunet import datasets
 from gpunet.core.activations import ACTIVATIONS
-from gpunet.core.backends import CupyBackend, NumpyBackend, kernels
-from gpunet.core.backends.cupy_backend import cupy_unavailable
+from gpunet.core.backends import NumpyBackend, kernels
 from gpunet.core.optimizers import SGD, Adam
 
-WHY_NOT = cupy_unavailable()
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(WHY_NOT is not None, reason=f"needs a CUDA device: {WHY_NOT}"),
-]
+pytestmark = gpu_only()
 
 DEVICE = "cupy"  # the device backend checked against NumPy
 DTYPES = ("float64", "float32")
 ELEMENTWISE = tuple(kernels.ACTIVATION_IDS)
 NUMPY = NumpyBackend()
-
-
-@pytest.fixture(scope="module")
-def cupy():
-    import cupy
-
-    return cupy
-
-
-@pytest.fixture(scope="module")
-def gpu() -> CupyBackend:
-    return CupyBackend()
 
 
 # --- the module and the device's settings ---------------------------------------------

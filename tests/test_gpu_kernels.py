@@ -7,35 +7,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import to_host, valid_pairs
+from conftest import gpu_only, to_host, valid_pairs
 
 from gpunet.core.activations import ACTIVATIONS
 from gpunet.core.backends import CupyBackend, NumpyBackend, kernels, launches
-from gpunet.core.backends.cupy_backend import cupy_unavailable
 from gpunet.core.backends.kernels import DeviceLauncher
 from gpunet.core.costs import COSTS
 
-WHY_NOT = cupy_unavailable()
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(WHY_NOT is not None, reason=f"needs a CUDA device: {WHY_NOT}"),
-]
+pytestmark = gpu_only()
 
 DTYPES = ("float64", "float32")
 ELEMENTWISE = tuple(kernels.ACTIVATION_IDS)
 NUMPY = NumpyBackend()
-
-
-@pytest.fixture(scope="module")
-def cupy():
-    import cupy
-
-    return cupy
-
-
-@pytest.fixture(scope="module")
-def gpu() -> CupyBackend:
-    return CupyBackend()
 
 
 # --- each kernel: poisoned outputs, sizes beyond one grid ------------------------------------
