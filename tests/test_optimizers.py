@@ -197,3 +197,30 @@ def test_the_benchmark_step_is_fits_step():
     assert not np.array_equal(
         stepped.weights[0], gpunet.Network([64, 16, 10], seed=4, backend="numpy").weights[0]
     )
+
+
+# --- BP1's scale: plain SGD's step as one subtraction -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "optimizer, scale",
+    [
+        (gpunet.SGD(0.3), 0.3),
+        (gpunet.SGD(0.3, momentum=0.9), None),
+        (gpunet.SGD(0.3, weight_decay=1e-4), None),
+        (gpunet.Adam(), None),
+    ],
+)
+def test_only_plain_sgd_lets_bp1_scale_its_gradients(optimizer, scale):
+    assert optimizer.bp1_scale() == scale
+
+
+def test_descend_on_scaled_gradients_is_the_sgd_step():
+    from gpunet.core.backends import NumpyBackend
+
+    ops, rng = NumpyBackend(), seeded_rng("descend")
+    params, grads = rng.standard_normal(12), rng.standard_normal(12)
+    stepped, descended = params.copy(), params.copy()
+    gpunet.SGD(0.3).step(ops, stepped, grads.copy(), 8)
+    gpunet.SGD(0.3).descend(ops, descended, 0.3 * grads)
+    np.testing.assert_allclose(descended, stepped, rtol=1e-15, atol=1e-15)

@@ -28,6 +28,17 @@ class Optimizer:
         """Update params in place from grads (grads is overwritten as scratch)."""
         raise NotImplementedError
 
+    def bp1_scale(self) -> float | None:
+        """The factor BP1 may scale delta^L by so that this optimizer's step becomes
+        `descend` (p -= grads, one pass), or None: only an update that is a fixed multiple of
+        the gradient has one (BP2–BP4 being linear in delta^L)."""
+        return None
+
+    def descend(self, backend: Any, params: Any, scaled_grads: Any) -> None:
+        """The step for gradients already scaled by bp1_scale(): p -= grads."""
+        self.attach(params)
+        backend.descend(params, scaled_grads)
+
     _size: int | None = None
     # the arrays `state` returns once the optimizer has stepped
     state_keys: frozenset[str] = frozenset()
@@ -109,6 +120,10 @@ class SGD(Optimizer):
             raise ValueError("nesterov=True needs a momentum > 0")
         self.weight_decay = check_positive("weight_decay", weight_decay, allow_zero=True)
         self._velocity = None
+
+    def bp1_scale(self) -> float | None:
+        # p -= lr·∂C/∂p and nothing else (a subclass that changes step overrides this too)
+        return None if self.momentum or self.weight_decay else self.lr
 
     def step(self, backend: Any, params: Any, grads: Any, n_weights: int) -> None:
         self.attach(params)

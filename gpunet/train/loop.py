@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..core.costs import Cost
-from ..core.optimizers import SGD, Optimizer
+from ..core.optimizers import Optimizer
 from .callbacks import Callback
 from .checkpoint import read_checkpoint, restore
 from .diagnostics import Recorder
@@ -140,34 +140,24 @@ def train_step(
     ws.inputs, ws.targets = x, y
     m_r = x.shape[0]
     m = m_r if m is None else m
-    # plain SGD in one process: lr folded into BP1's scale, the update one subtraction
-    scale = optimizer.lr if ctx is None and _is_plain_sgd(optimizer) else 1.0
+    # plain SGD folds lr into BP1, its update then one subtraction; not under MPI, whose
+    # all-reduce averages the plain gradients
+    scale = optimizer.bp1_scale() if ctx is None else None
     if m_r:
-        net.backpropagate(x, y, ws, cost, scale)
+        net.backpropagate(x, y, ws, cost, scale or 1.0)
     else:  # this rank's shard of a last batch smaller than the rank count
         net.grads.fill(0)
     if ctx is not None:
         ctx.allreduce_gradients(net.grads, m_r / m)
-    take_step = partial(_update, net, optimizer, scale)
+    if scale is None:
+        take_step = partial(optimizer.step, ops, net.params, net.grads, net.n_weights)
+    else:
+        take_step = partial(optimizer.descend, ops, net.params, net.grads)
     if recorder is None:
         take_step()
     else:
-        recorder.step(ws, take_step, m, scale)
+        recorder.step(ws, take_step, m, scale or 1.0)
     return ws
-
-
-def _is_plain_sgd(optimizer: Optimizer) -> bool:
-    """SGD without momentum or weight decay: p -= lr·∂C/∂p and nothing else."""
-    return type(optimizer) is SGD and not optimizer.momentum and not optimizer.weight_decay
-
-
-def _update(net: Any, optimizer: Optimizer, scale: float) -> None:
-    """The optimizer's step on net's flat buffers; p -= grads when BP1 applied lr (scale)."""
-    if scale == 1.0:
-        optimizer.step(net.backend, net.params, net.grads, net.n_weights)
-    else:
-        optimizer.attach(net.params)
-        net.backend.descend(net.params, net.grads)
 
 
 def train(net: Any, run: Run, ctx: Distributed | None) -> History:
