@@ -64,9 +64,9 @@ def check_flag(name: str, value: Any) -> bool:
     return value
 
 
-def check_output_path(name: str, path: Any, *, suffix: str | None = None) -> Path:
+def check_output_path(name: str, path: Any, *, suffix: str | tuple[str, ...] | None = None) -> Path:
     """A str or os.PathLike naming a file this process can write, as a Path, ending in
-    `suffix` when one is given.
+    `suffix` (or one of several) when one is given.
 
     Not a directory nor a device, in an existing directory where a file can be created: that
     is tried (a temporary is made and removed), since permission bits do not tell for root,
@@ -76,8 +76,9 @@ def check_output_path(name: str, path: Any, *, suffix: str | None = None) -> Pat
     if not isinstance(path, (str, os.PathLike)) or isinstance(path, bytes):
         raise TypeError(f"{name} must be a str or path, got {type(path).__name__}")
     target = check_target(name, path)
-    if suffix is not None and Path(path).suffix.lower() != suffix:
-        raise ValueError(f"{name} must end in {suffix}, got {os.fspath(path)!r}")
+    suffixes = (suffix,) if isinstance(suffix, str) else suffix
+    if suffixes is not None and Path(path).suffix.lower() not in suffixes:
+        raise ValueError(f"{name} must end in {' or '.join(suffixes)}, got {os.fspath(path)!r}")
     probe = temporary_path(target)
     try:
         probe.open("xb").close()

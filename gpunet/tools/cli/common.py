@@ -37,7 +37,7 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     handler: Callable[[argparse.Namespace], int]
-    outputs: dict[str, str | None] = field(default_factory=dict)
+    outputs: dict[str, str | tuple[str, ...] | None] = field(default_factory=dict)
     interrupted: Callable[[argparse.Namespace], str] | None = None
 
 

@@ -113,8 +113,6 @@ def write_predictions(path: str, values: np.ndarray) -> None:
 
 
 def predict_command(args: argparse.Namespace) -> int:
-    if args.output is not None and Path(args.output).suffix.lower() not in PREDICTIONS:
-        raise ValueError(f"--output must end in .npy or .csv, got {args.output!r}")
     net, examples = model_and_data(args, labels=False)
     X = check_features(examples.X, net.sizes[0], net.dtype, f"--data {args.data}: X")
     values = predictions(net, X, args.proba, args.batch_size)
@@ -184,7 +182,7 @@ PREDICT = Command(
     "predict with a saved model: class labels, or outputs with --proba",
     predict_arguments,
     predict_command,
-    outputs={"--output": None},
+    outputs={"--output": PREDICTIONS},
 )
 EVALUATE = Command(
     "evaluate",
