@@ -13,6 +13,7 @@ from gpunet.core.activations import ACTIVATIONS
 from gpunet.core.backends import CupyBackend, NumpyBackend, kernels, launches
 from gpunet.core.backends.kernels import DeviceLauncher
 from gpunet.core.costs import COSTS
+from gpunet.core.optimizers import AdamStep, SGDStep
 
 pytestmark = gpu_only()
 
@@ -158,17 +159,9 @@ def test_sgd_update_kernel(cupy, kernel_backend, dtype, momentum, nesterov):
     velocity_gpu = None if velocity is None else cupy.array(velocity)
     for step in range(3):
         grads = random(size, dtype, 10 + step)
-        NUMPY.sgd_update(params, grads.copy(), velocity, 0.1, momentum, nesterov, 1e-3, n_decayed)
-        kernel_backend.sgd_update(
-            params_gpu,
-            cupy.array(grads),
-            velocity_gpu,
-            0.1,
-            momentum,
-            nesterov,
-            1e-3,
-            n_decayed,
-        )
+        rule = SGDStep(0.1, momentum, nesterov, 1e-3, n_decayed)
+        NUMPY.sgd_update(params, grads.copy(), velocity, rule)
+        kernel_backend.sgd_update(params_gpu, cupy.array(grads), velocity_gpu, rule)
         assert_kernel_close(params_gpu, params, dtype, 1.0, f"params, step {step}")
         if momentum:
             assert_kernel_close(velocity_gpu, velocity, dtype, 4.0, "velocity")
@@ -184,9 +177,9 @@ def test_adam_update_kernel(cupy, kernel_backend, dtype):
     moments_gpu = tuple(cupy.array(x) for x in moments)
     for step in range(1, 4):
         grads = random(size, dtype, 10 + step)
-        args = (1e-2, 0.9, 0.999, 1e-8, step, 1e-3, n_decayed)
-        NUMPY.adam_update(params, grads.copy(), *moments, *args)
-        kernel_backend.adam_update(params_gpu, cupy.array(grads), *moments_gpu, *args)
+        rule = AdamStep(1e-2, 0.9, 0.999, 1e-8, step, 1e-3, n_decayed)
+        NUMPY.adam_update(params, grads.copy(), *moments, rule)
+        kernel_backend.adam_update(params_gpu, cupy.array(grads), *moments_gpu, rule)
         # the step divides by sqrt(v) + eps: a few ulp of the step size in absolute terms
         assert_kernel_close(params_gpu, params, dtype, 4.0, f"params, step {step}")
         for mine, theirs in zip(moments_gpu, moments):
@@ -254,7 +247,8 @@ def test_non_contiguous_input_is_rejected(cupy, gpu):
         COSTS["cross_entropy"].delta(gpu, g, z, z, y.T, out)
     params = cupy.zeros(10, np.float32)
     with pytest.raises(ValueError, match="C-contiguous"):
-        gpu.sgd_update(params, cupy.zeros(20, np.float32)[::2], None, 0.1, 0.0, False, 0.0, 0)
+        rule = SGDStep(0.1, 0.0, False, 0.0, 0)
+        gpu.sgd_update(params, cupy.zeros(20, np.float32)[::2], None, rule)
 
 
 def test_mismatched_dtypes_and_host_arrays_are_rejected(cupy, gpu):

@@ -13,7 +13,7 @@ import gpunet
 from gpunet.core.activations import ACTIVATIONS
 from gpunet.core.backends import NumpyBackend, kernels
 from gpunet.core.costs import COSTS
-from gpunet.core.optimizers import SGD, Adam
+from gpunet.core.optimizers import SGD, Adam, AdamStep, SGDStep
 
 DTYPES = (np.float32, np.float64)
 NUMPY = NumpyBackend()
@@ -51,8 +51,7 @@ def test_sgd_update_kernel(host, case, dtype, size, n_decayed):
                 params[key],
                 grads.copy() if key == "numpy" else grads,
                 velocity[key],
-                n_decayed=n_decayed,
-                **case,
+                SGDStep(**case, n_decayed=n_decayed),
             )
         np.testing.assert_array_equal(grads, kept)  # the kernel leaves grads alone
         assert_close(params["kernel"], params["numpy"], dtype, 1.0, f"params, step {step}")
@@ -71,10 +70,8 @@ def test_adam_update_kernel(host, dtype, weight_decay, size, n_decayed):
     for step in range(1, 4):
         grads = random(size, dtype, 10 + step)
         for key, backend in (("numpy", NUMPY), ("kernel", ops)):
-            backend.adam_update(
-                params[key], grads.copy(), *moments[key],
-                1e-2, 0.9, 0.999, 1e-8, step, weight_decay, n_decayed,
-            )  # fmt: skip
+            rule = AdamStep(1e-2, 0.9, 0.999, 1e-8, step, weight_decay, n_decayed)
+            backend.adam_update(params[key], grads.copy(), *moments[key], rule)
         assert_close(params["kernel"], params["numpy"], dtype, 1.0, f"params, step {step}")
         for mine, theirs in zip(moments["kernel"], moments["numpy"]):
             assert_close(mine, theirs, dtype, 4.0, "moments")
@@ -151,13 +148,12 @@ def test_kernel_checks_raise(host):
         ops.bias_gradient(z, np.empty(4, np.float64))
     params = random(10, np.float32)
     with pytest.raises(ValueError, match="C-contiguous"):
-        ops.sgd_update(params, random(20, np.float32)[::2], None, 0.1, 0.0, False, 0.0, 0)
+        ops.sgd_update(params, random(20, np.float32)[::2], None, SGDStep(0.1, 0.0, False, 0.0, 0))
     with pytest.raises(TypeError, match="one dtype"):
-        ops.adam_update(
-            params, params.copy(), np.zeros(10), np.zeros(10), 0.1, 0.9, 0.99, 1e-8, 1, 0.0, 0
-        )
+        rule = AdamStep(0.1, 0.9, 0.99, 1e-8, 1, 0.0, 0)
+        ops.adam_update(params, params.copy(), np.zeros(10), np.zeros(10), rule)
     with pytest.raises(ValueError, match="n_decayed"):
-        ops.sgd_update(params, params.copy(), None, 0.1, 0.0, False, 0.1, 11)
+        ops.sgd_update(params, params.copy(), None, SGDStep(0.1, 0.0, False, 0.1, 11))
     assert host.launched == launched  # every check runs before any launch
 
 

@@ -29,6 +29,7 @@ from bench.epoch_vs_torch import TorchTrainer, gpunet_epoch, make_data, make_gpu
 from bench.profile.common import parser
 from gpunet.core.backends import NumpyBackend
 from gpunet.core.network import Workspace
+from gpunet.core.optimizers import SGDStep
 from gpunet.tools.bench import blas_threads
 from gpunet.tools.bench.machine import openblas
 
@@ -61,21 +62,12 @@ class WhatIf(NumpyBackend):
         self.alternatives = alternatives
         self.saxpy = numpy_saxpy() if "sgd" in alternatives else None
 
-    def sgd_update(
-        self,
-        params: Any,
-        grads: Any,
-        velocity: Any,
-        lr: float,
-        momentum: float,
-        nesterov: bool,
-        weight_decay: float,
-        n_decayed: int,
-    ) -> None:
-        if self.saxpy and velocity is None and not weight_decay and params.dtype == np.float32:
-            self.saxpy(params.size, -lr, grads.ctypes.data, 1, params.ctypes.data, 1)
+    def sgd_update(self, params: Any, grads: Any, velocity: Any, rule: SGDStep) -> None:
+        plain = velocity is None and not rule.weight_decay
+        if self.saxpy and plain and params.dtype == np.float32:
+            self.saxpy(params.size, -rule.lr, grads.ctypes.data, 1, params.ctypes.data, 1)
             return
-        super().sgd_update(params, grads, velocity, lr, momentum, nesterov, weight_decay, n_decayed)
+        super().sgd_update(params, grads, velocity, rule)
 
     def matmul(self, a: Any, b: Any, out: Any) -> Any:
         if "rows" in self.alternatives and out.T.flags.c_contiguous and not out.flags.c_contiguous:

@@ -9,6 +9,7 @@ array module; a backend runs them (`Backend.sgd_update`), the CuPy one as one ke
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -129,16 +130,8 @@ class SGD(Optimizer):
         self.attach(params)
         if self.momentum and self._velocity is None:
             self._velocity = backend.zeros(params.shape, params.dtype)
-        backend.sgd_update(
-            params,
-            grads,
-            self._velocity,
-            self.lr,
-            self.momentum,
-            self.nesterov,
-            self.weight_decay,
-            n_weights,
-        )
+        rule = SGDStep(self.lr, self.momentum, self.nesterov, self.weight_decay, n_weights)
+        backend.sgd_update(params, grads, self._velocity, rule)
 
     def state(self, backend: Any) -> dict[str, np.ndarray]:
         return {} if self._velocity is None else {"velocity": backend.to_numpy(self._velocity)}
@@ -187,17 +180,8 @@ class Adam(Optimizer):
         if self._moments is None:
             self._moments = tuple(backend.zeros(params.shape, params.dtype) for _ in range(2))
         self._steps += 1
-        backend.adam_update(
-            params,
-            grads,
-            *self._moments,
-            self.lr,
-            *self.betas,
-            self.eps,
-            self._steps,
-            self.weight_decay,
-            n_weights,
-        )
+        rule = AdamStep(self.lr, *self.betas, self.eps, self._steps, self.weight_decay, n_weights)
+        backend.adam_update(params, grads, *self._moments, rule)
 
     def state(self, backend: Any) -> dict[str, np.ndarray]:
         if self._moments is None:
@@ -217,64 +201,74 @@ class Adam(Optimizer):
         self._steps = int(state["steps"])
 
 
-def sgd_rule(
-    xp: Any,
-    params: Array,
-    grads: Array,
-    velocity: Array | None,
-    lr: float,
-    momentum: float,
-    nesterov: bool,
-    weight_decay: float,
-    n_decayed: int,
-) -> None:
+@dataclass(frozen=True)
+class SGDStep:
+    """The scalars of one `sgd_rule` update, as a backend receives them."""
+
+    lr: float
+    momentum: float
+    nesterov: bool
+    weight_decay: float
+    n_decayed: int  # weight decay reaches the first n_decayed entries: the weights
+
+
+@dataclass(frozen=True)
+class AdamStep:
+    """The scalars of one `adam_rule` update, as a backend receives them."""
+
+    lr: float
+    beta1: float
+    beta2: float
+    eps: float
+    step: int  # this update's number, from 1: the bias corrections' exponent
+    weight_decay: float
+    n_decayed: int
+
+    def step_size(self) -> float:
+        """lr/(1 − β1^t): the first moment's bias correction folded into the rate."""
+        return self.lr / (1.0 - self.beta1**self.step)
+
+    def inv_sqrt_bias2(self) -> float:
+        """1/sqrt(1 − β2^t): the second moment's bias correction under the square root."""
+        return 1.0 / (1.0 - self.beta2**self.step) ** 0.5
+
+
+def sgd_rule(xp: Any, params: Array, grads: Array, velocity: Array | None, s: SGDStep) -> None:
     """p -= lr·(g + λp) with optional (Nesterov) momentum, as torch.optim.SGD does.
 
     Weight decay applies to the first n_decayed entries (the weights, not the
     biases), which makes weight_decay = λ/n Nielsen's L2 rule.
     """
-    if weight_decay:
-        grads[:n_decayed] += weight_decay * params[:n_decayed]
+    if s.weight_decay:
+        grads[: s.n_decayed] += s.weight_decay * params[: s.n_decayed]
     if velocity is not None:
-        velocity *= momentum
+        velocity *= s.momentum
         velocity += grads
-        if nesterov:
-            grads += momentum * velocity
+        if s.nesterov:
+            grads += s.momentum * velocity
         else:
             xp.copyto(grads, velocity)
-    grads *= lr
+    grads *= s.lr
     params -= grads
 
 
 def adam_rule(
-    xp: Any,
-    params: Array,
-    grads: Array,
-    first_moment: Array,
-    second_moment: Array,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    step: int,
-    weight_decay: float,
-    n_decayed: int,
+    xp: Any, params: Array, grads: Array, first_moment: Array, second_moment: Array, s: AdamStep
 ) -> None:
     """Adam with bias correction and L2 decay on the weights, as torch.optim.Adam does."""
-    if weight_decay:
-        grads[:n_decayed] += weight_decay * params[:n_decayed]
-    first_moment *= beta1
-    first_moment += (1.0 - beta1) * grads
-    second_moment *= beta2
+    if s.weight_decay:
+        grads[: s.n_decayed] += s.weight_decay * params[: s.n_decayed]
+    first_moment *= s.beta1
+    first_moment += (1.0 - s.beta1) * grads
+    second_moment *= s.beta2
     grads *= grads
-    second_moment += (1.0 - beta2) * grads
-    step_size = lr / (1.0 - beta1**step)
+    second_moment += (1.0 - s.beta2) * grads
     # grads is free now: reuse it for the denominator sqrt(v_hat) + eps
     xp.sqrt(second_moment, out=grads)
-    grads *= 1.0 / (1.0 - beta2**step) ** 0.5
-    grads += eps
+    grads *= s.inv_sqrt_bias2()
+    grads += s.eps
     xp.divide(first_moment, grads, out=grads)
-    grads *= step_size
+    grads *= s.step_size()
     params -= grads
 
 

@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from ..activations import Activation
-from ..optimizers import adam_rule, sgd_rule
+from ..optimizers import AdamStep, SGDStep, adam_rule, sgd_rule
 
 Array = Any  # numpy.ndarray or cupy.ndarray
 
@@ -105,45 +105,13 @@ class Backend:
         params -= scaled_grads
 
     def sgd_update(
-        self,
-        params: Array,
-        grads: Array,
-        velocity: Array | None,
-        lr: float,
-        momentum: float,
-        nesterov: bool,
-        weight_decay: float,
-        n_decayed: int,
+        self, params: Array, grads: Array, velocity: Array | None, rule: SGDStep
     ) -> None:
         """One step of `optimizers.sgd_rule` over the flat buffers (a kernel on the GPU)."""
-        sgd_rule(self.xp, params, grads, velocity, lr, momentum, nesterov, weight_decay, n_decayed)
+        sgd_rule(self.xp, params, grads, velocity, rule)
 
     def adam_update(
-        self,
-        params: Array,
-        grads: Array,
-        first_moment: Array,
-        second_moment: Array,
-        lr: float,
-        beta1: float,
-        beta2: float,
-        eps: float,
-        step: int,
-        weight_decay: float,
-        n_decayed: int,
+        self, params: Array, grads: Array, first_moment: Array, second_moment: Array, rule: AdamStep
     ) -> None:
         """One step of `optimizers.adam_rule` over the flat buffers (a kernel on the GPU)."""
-        adam_rule(
-            self.xp,
-            params,
-            grads,
-            first_moment,
-            second_moment,
-            lr,
-            beta1,
-            beta2,
-            eps,
-            step,
-            weight_decay,
-            n_decayed,
-        )
+        adam_rule(self.xp, params, grads, first_moment, second_moment, rule)

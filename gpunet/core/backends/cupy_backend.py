@@ -15,6 +15,7 @@ from types import ModuleType
 import numpy
 
 from ..activations import Activation
+from ..optimizers import AdamStep, SGDStep
 from . import launches
 from .base import Array, Backend
 from .kernels import ACTIVATION_IDS, DeviceLauncher, Launch
@@ -119,45 +120,11 @@ class CupyBackend(Backend):
         return launches.row_dot(self.launcher, delta, ones, out)
 
     def sgd_update(
-        self,
-        params: Array,
-        grads: Array,
-        velocity: Array | None,
-        lr: float,
-        momentum: float,
-        nesterov: bool,
-        weight_decay: float,
-        n_decayed: int,
+        self, params: Array, grads: Array, velocity: Array | None, rule: SGDStep
     ) -> None:
-        launches.sgd_update(
-            self.launcher, params, grads, velocity, lr, momentum, nesterov, weight_decay, n_decayed
-        )
+        launches.sgd_update(self.launcher, params, grads, velocity, rule)
 
     def adam_update(
-        self,
-        params: Array,
-        grads: Array,
-        first_moment: Array,
-        second_moment: Array,
-        lr: float,
-        beta1: float,
-        beta2: float,
-        eps: float,
-        step: int,
-        weight_decay: float,
-        n_decayed: int,
+        self, params: Array, grads: Array, first_moment: Array, second_moment: Array, rule: AdamStep
     ) -> None:
-        launches.adam_update(
-            self.launcher,
-            params,
-            grads,
-            first_moment,
-            second_moment,
-            lr,
-            beta1,
-            beta2,
-            eps,
-            step,
-            weight_decay,
-            n_decayed,
-        )
+        launches.adam_update(self.launcher, params, grads, first_moment, second_moment, rule)

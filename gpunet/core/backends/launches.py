@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy
 
+from ..optimizers import AdamStep, SGDStep
 from .base import Array
 from .kernels import (
     ACTIVATION_IDS,
@@ -131,15 +132,7 @@ def row_dot(launch: Launch, x: Array, y: Array, out: Array) -> Array:
 
 
 def sgd_update(
-    launch: Launch,
-    params: Array,
-    grads: Array,
-    velocity: Array | None,
-    lr: float,
-    momentum: float,
-    nesterov: bool,
-    weight_decay: float,
-    n_decayed: int,
+    launch: Launch, params: Array, grads: Array, velocity: Array | None, rule: SGDStep
 ) -> None:
     """`optimizers.sgd_rule` in one pass; grads is left as it was (the generic rule uses
     it as scratch)."""
@@ -153,12 +146,12 @@ def sgd_update(
         grads,
         params if velocity is None else velocity,  # not read without momentum
         _n(size),
-        _n(_decayed(n_decayed, size) if weight_decay else 0),
-        scalar(lr),
-        scalar(momentum),
+        _n(_decayed(rule.n_decayed, size) if rule.weight_decay else 0),
+        scalar(rule.lr),
+        scalar(rule.momentum),
         numpy.int32(velocity is not None),
-        numpy.int32(bool(nesterov)),
-        scalar(weight_decay),
+        numpy.int32(bool(rule.nesterov)),
+        scalar(rule.weight_decay),
     )
     launch(kernel_name("sgd_update", dtype), size, args)
 
@@ -169,16 +162,10 @@ def adam_update(
     grads: Array,
     first_moment: Array,
     second_moment: Array,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    step: int,
-    weight_decay: float,
-    n_decayed: int,
+    rule: AdamStep,
 ) -> None:
-    """`optimizers.adam_rule` in one pass; the step's scalars are computed here in double
-    precision, exactly as the generic rule computes them."""
+    """`optimizers.adam_rule` in one pass; the step's scalars are computed on the host in
+    double precision by the same AdamStep methods as the generic rule's."""
     arrays = {
         "params": params,
         "grads": grads,
@@ -187,23 +174,21 @@ def adam_update(
     }
     dtype, size = _check_flat(arrays)
     scalar = dtype.type
-    step_size = lr / (1.0 - beta1**step)
-    inv_sqrt_bias2 = 1.0 / (1.0 - beta2**step) ** 0.5
     args = (
         params,
         grads,
         first_moment,
         second_moment,
         _n(size),
-        _n(_decayed(n_decayed, size) if weight_decay else 0),
-        scalar(beta1),
-        scalar(1.0 - beta1),
-        scalar(beta2),
-        scalar(1.0 - beta2),
-        scalar(eps),
-        scalar(step_size),
-        scalar(inv_sqrt_bias2),
-        scalar(weight_decay),
+        _n(_decayed(rule.n_decayed, size) if rule.weight_decay else 0),
+        scalar(rule.beta1),
+        scalar(1.0 - rule.beta1),
+        scalar(rule.beta2),
+        scalar(1.0 - rule.beta2),
+        scalar(rule.eps),
+        scalar(rule.step_size()),
+        scalar(rule.inv_sqrt_bias2()),
+        scalar(rule.weight_decay),
     )
     launch(kernel_name("adam_update", dtype), size, args)
 
