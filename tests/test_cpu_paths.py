@@ -1,6 +1,7 @@
 """The NumPy backend's faster forms and fit's shortcuts give what the plain forms give:
-ReLU against a row of zeros, BP4's outer product at m = 1, plain SGD with lr folded into BP1,
-unshuffled batches as views, the finite checks of large inputs, the last step's probe."""
+ReLU against a row of zeros, BP4's outer product at m = 1, hidden layers' contiguous columns
+at large batches, plain SGD with lr folded into BP1, unshuffled batches as views, the finite
+checks of large inputs, the last step's probe."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from conftest import seeded_rng
 
 import gpunet
-from gpunet.core.backends import NumpyBackend
+from gpunet.core.backends import NumpyBackend, numpy_backend
 from gpunet.core.backends.numpy_backend import SMALL_RELU, ZEROS_ROW
 from gpunet.core.checks import SMALL_ARRAY, all_finite, check_features
 from gpunet.train import train_step
@@ -29,6 +30,16 @@ def test_relu_against_zeros_is_numpys_maximum(shape):
     # in place, as the forward pass runs it (A overwrites Z)
     NumpyBackend()._relu(z, z)
     np.testing.assert_array_equal(z, out)
+
+
+def test_relu_against_zeros_in_contiguous_columns():
+    z = np.asfortranarray(seeded_rng("relu F").standard_normal((40, 300)).astype(np.float32))
+    z[5, 7] = np.nan
+    expected, out = np.maximum(z, 0.0), np.empty_like(z)  # both F-ordered
+    np.testing.assert_array_equal(NumpyBackend()._relu(z, out), expected)
+    # a C-ordered output beside F-ordered input takes the plain form, with the same values
+    rows = np.empty((40, 300), np.float32)
+    np.testing.assert_array_equal(NumpyBackend()._relu(z, rows), expected)
 
 
 def test_relu_of_a_strided_view():
@@ -133,3 +144,38 @@ def test_the_probe_of_the_last_step_catches_divergence_in_a_large_batch():
             # one step of 300 rows, its cost taken before it: only the probe sees it diverge
             net.fit(X, Y, epochs=1, batch_size=300, lr=1e10, cost="quadratic", progress=False)
     assert np.isfinite(net.params).all()
+
+
+def test_hidden_layers_keep_contiguous_columns_from_batch_256_the_output_layer_rows():
+    net = gpunet.Network([6, 5, 4, 3], ["relu", "sigmoid", "softmax"], backend="numpy", seed=0)
+    large, small = (net.workspace(m) for m in (numpy_backend.COLUMNS_FROM, 255))
+    for buffers in (large.weighted_input, large.activation, large.delta):
+        assert [b.flags.f_contiguous for b in buffers] == [True, True, False]
+    for buffers in (small.weighted_input, small.activation, small.delta):
+        assert all(b.flags.c_contiguous for b in buffers)
+
+
+@pytest.mark.parametrize(
+    "sizes, activations",
+    [([20, 16, 12, 3], ["relu", "tanh", "softmax"]), ([20, 30, 2], ["sigmoid", "sigmoid"])],
+)
+def test_either_layout_gives_the_same_gradients_outputs_and_training(
+    monkeypatch, sizes, activations
+):
+    rng = seeded_rng("layouts", *sizes)
+    X, y = rng.random((600, sizes[0])), rng.integers(0, sizes[-1], 600)
+    results = []
+    for columns_from in (1, 10**9):  # every batch in contiguous columns, then none
+        monkeypatch.setattr(numpy_backend, "COLUMNS_FROM", columns_from)
+        net = gpunet.Network(sizes, activations, backend="numpy", dtype="float64", seed=0)
+        assert net.workspace(300).weighted_input[0].flags.f_contiguous == (columns_from == 1)
+        gradients = net.gradients(X[:300], y[:300])
+        history = net.fit(X, y, epochs=4, batch_size=300, lr=0.1, seed=0, progress=False)
+        results.append((gradients, history["cost"], net.forward(X), net.predict(X)))
+    (grads_f, costs_f, outputs_f, labels_f), (grads_c, costs_c, outputs_c, labels_c) = results
+    for mine, theirs in zip(grads_f, grads_c):
+        for a, b in zip(mine, theirs):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(costs_f, costs_c, rtol=1e-10)
+    np.testing.assert_allclose(outputs_f, outputs_c, rtol=1e-10, atol=1e-13)
+    np.testing.assert_array_equal(labels_f, labels_c)

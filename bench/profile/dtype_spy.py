@@ -69,8 +69,8 @@ class Spy(np.ndarray):
 class SpyBackend(NumpyBackend):
     """NumPy's backend, every array it makes a Spy."""
 
-    def empty(self, shape: Any, dtype: Any) -> Spy:
-        return super().empty(shape, dtype).view(Spy)
+    def empty(self, shape: Any, dtype: Any, order: str = "C") -> Spy:
+        return super().empty(shape, dtype, order).view(Spy)
 
     def asarray(self, x: Any, dtype: Any = None) -> Spy:
         return super().asarray(x, dtype).view(Spy)

@@ -50,12 +50,13 @@ class Workspace:
         self.inputs, self.targets = self.x, self.y
         self.weighted_input, self.activation, self.delta = [], [], []
         for i, (n, g) in enumerate(zip(net.sizes[1:], net.activations)):
-            z = ops.empty((n, m), dtype)
+            order = ops.batch_order(m, hidden=i != last)
+            z = ops.empty((n, m), dtype, order)
             self.weighted_input.append(z)
             # when g' comes from A, A overwrites Z; the output layer keeps Z for a stable cost
             shares = g.derivative_from_output and i != last
-            self.activation.append(z if shares else ops.empty((n, m), dtype))
-            self.delta.append(ops.empty((n, m), dtype))
+            self.activation.append(z if shares else ops.empty((n, m), dtype, order))
+            self.delta.append(ops.empty((n, m), dtype, order))
 
 
 class Network:

@@ -37,8 +37,13 @@ class Backend:
         """Copy an array of this backend to a NumPy array on the host."""
         raise NotImplementedError
 
-    def empty(self, shape: Any, dtype: Any) -> Array:
-        return self.xp.empty(shape, dtype=dtype)
+    def empty(self, shape: Any, dtype: Any, order: str = "C") -> Array:
+        return self.xp.empty(shape, dtype=dtype, order=order)
+
+    def batch_order(self, m: int, hidden: bool) -> str:
+        """The memory order of a layer's (n, m) buffers at batch size m: 'C' (rows of n_l
+        entries per unit, the kernels' layout) or 'F' (one contiguous column per example)."""
+        return "C"
 
     def zeros(self, shape: Any, dtype: Any) -> Array:
         return self.xp.zeros(shape, dtype=dtype)

@@ -18,6 +18,9 @@ from .base import Array, Backend
 ZEROS_ROW = 8192
 # below this many elements the scalar form's dispatch is cheaper than the reshapes
 SMALL_RELU = 4096
+# from this batch size on, hidden layers keep one contiguous column per example (see
+# `batch_order`)
+COLUMNS_FROM = 256
 
 
 class NumpyBackend(Backend):
@@ -38,6 +41,13 @@ class NumpyBackend(Backend):
             return numpy.multiply(a, b, out=out)
         return numpy.matmul(a, b, out=out)
 
+    def batch_order(self, m: int, hidden: bool) -> str:
+        # with contiguous columns OpenBLAS takes Z^l = W^l A^{l-1} as Z^T = A^T W^T: faster from
+        # batch 256 up, most for a layer narrower than its input, slower below
+        # (docs/performance.md, item 10); the output layer stays in rows: its column
+        # reductions (softmax, the costs) are faster across contiguous rows of m entries
+        return "F" if hidden and m >= COLUMNS_FROM else "C"
+
     def bias_activation(
         self, activation: Activation, weighted_input: Array, bias: Array, out: Array
     ) -> Array:
@@ -51,9 +61,13 @@ class NumpyBackend(Backend):
         # NumPy's maximum against the scalar 0 takes a loop several times slower than
         # against an array of zeros (docs/performance.md): the contiguous buffers are taken
         # as rows of ZEROS_ROW elements, each against one cached row of zeros
-        if z.size <= SMALL_RELU or not (z.flags.c_contiguous and out.flags.c_contiguous):
+        same_order = (z.flags.c_contiguous and out.flags.c_contiguous) or (
+            z.flags.f_contiguous and out.flags.f_contiguous
+        )
+        if z.size <= SMALL_RELU or not same_order:
             return numpy.maximum(z, 0.0, out=out)
-        flat, flat_out = z.reshape(-1), out.reshape(-1)
+        # order "A": in memory order, a view for either layout
+        flat, flat_out = z.reshape(-1, order="A"), out.reshape(-1, order="A")
         width = min(ZEROS_ROW, flat.size)
         zeros = self._zeros_row.get(z.dtype)
         if zeros is None:
