@@ -7,6 +7,7 @@ and costs are written out with plain NumPy formulas.
 from __future__ import annotations
 
 import math
+import signal
 import struct
 import zlib
 from pathlib import Path
@@ -240,3 +241,9 @@ def assert_gradients_match(mine, reference, X, labels, cost, dtype) -> None:
     ):
         for layer, (g_ours, g_theirs) in enumerate(zip(ours, theirs)):
             assert_parity(g_ours, g_theirs, dtype, f"{kind}[{layer}] gradient")
+
+
+def interruptible() -> None:
+    """preexec_fn for a child that a test sends SIGINT: a shell starts background jobs with
+    SIGINT ignored, and Python then keeps ignoring it, so the child restores the default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

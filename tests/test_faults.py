@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import interruptible
 
 import gpunet
 from gpunet.tools.cli import FAULTS, INTERRUPTED, exit_codes
@@ -170,6 +171,7 @@ def _started(args: list[str], cwd: Path, until: Path) -> subprocess.Popen:
         text=True,
         env=ENV,
         cwd=cwd,
+        preexec_fn=interruptible,
     )
     deadline = time.monotonic() + 120
     while not until.exists():
@@ -222,6 +224,7 @@ def test_ctrl_c_without_a_checkpoint_says_nothing_was_saved(tmp_path):
         text=True,
         env=ENV,
         cwd=tmp_path,
+        preexec_fn=interruptible,
     )
     for line in process.stdout:  # the first epoch done: training is under way
         if line.startswith("epoch"):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import interruptible
 
 import gpunet
 from gpunet import FileFormatError, datasets
@@ -186,7 +187,12 @@ def _stopped_child(tmp_path: Path, action: str, how: int, block: int = 2) -> int
     script = CHILD.format(block=block, action=action)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=interruptible,
     )
     assert child.stdout.readline() == "saving\n", child.communicate()
     child.send_signal(how)

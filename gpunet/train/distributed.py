@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 # Slurm's PMIx plugin (srun --mpi=pmix) sets PMIX_RANK in each task but no size; srun gives
 # the step's size. SLURM_NTASKS is not enough: the batch script, outside srun, has it too.
 PMIX_SIZE_VARIABLES = ("PMIX_RANK", "SLURM_STEP_NUM_TASKS")
+# seconds a failing rank waits between its message and MPI_Abort (see abort_on_error)
+ABORT_GRACE = 0.5
 
 
 class DistributedError(RuntimeError):
@@ -319,6 +322,9 @@ class Distributed:
                 file=sys.stderr,
                 flush=True,
             )
+            # Abort tears the job down at once, and mpiexec may drop output its proxies have
+            # not forwarded yet (seen under load: an empty stderr); give them a moment
+            time.sleep(ABORT_GRACE)
             self.comm.Abort(1)
 
 
