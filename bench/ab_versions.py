@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import statistics
 import subprocess
 import sys
@@ -27,10 +26,10 @@ import time
 from io import BytesIO
 from pathlib import Path
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 import gpunet
+from bench import record
 from bench.torch_peer import ADAM_LR, LR, SHAPES, machine, make_data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,18 +119,13 @@ def main(argv: list[str] | None = None) -> int:
                 limit.restore_original_limits()
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True)
     base = subprocess.run(["git", "rev-parse", "--short", args.base], cwd=ROOT, capture_output=True)
-    record = {
-        "benchmark": "ab_versions",
-        "command": "PYTHONPATH=. python bench/ab_versions.py " + " ".join(argv or sys.argv[1:]),
+    record.write(args.json, {
+        **record.header("ab_versions", sys.argv[1:] if argv is None else argv),
         "base": base.stdout.decode().strip(),
         "new": head.stdout.decode().strip() + " + working tree",
         "machine": machine(),
-        "numpy": np.__version__,
         "results": results,
-    }
-    if args.json is not None:
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    })  # fmt: skip
     return 0
 
 

@@ -3,7 +3,10 @@
 eight GEMMs of a [784, 256, 256, 10] step in gpunet's layout (examples as columns).
 
 Each candidate is timed round-robin with the others (many rounds, medians), so that a
-load change on a shared machine falls on all alike. Two clocks:
+load change on a shared machine falls on all alike. Each step's rate (GFLOP/s) is set
+beside the rate the same library reaches on one large square GEMM (`--square`, 2048 by
+default): the practical peak of this CPU, so a step near it has no faster BLAS to gain.
+Two clocks:
 
   cpu   one thread, the calling thread's CPU time (time.thread_time): the kernel's cost,
         unaffected by other processes taking the core away
@@ -20,12 +23,9 @@ import argparse
 import contextlib
 import ctypes
 import ctypes.util
-import datetime
 import glob
 import itertools
-import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -33,9 +33,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
-from gpunet.core.backends.numpy_backend import cpu_model
+from bench import record
 
 SIZES = [784, 256, 256, 10]
 Call = Callable[[], object]
@@ -153,30 +153,54 @@ def candidates(threads: int) -> tuple[dict[str, Callable], dict[str, str]]:
     return makers, missing
 
 
+def flops(a: np.ndarray, ta: bool, c: np.ndarray) -> int:
+    """2·M·N·K for C (M, N) = op(A) op(B), op(A) having K columns."""
+    return 2 * c.size * (a.shape[0] if ta else a.shape[1])
+
+
+def timed_round_robin(fns: dict[str, Call], rounds: int, calls: int, clock) -> dict[str, float]:
+    """Median microseconds per call of each function, the order alternating every round."""
+    samples: dict[str, list[float]] = {lib: [] for lib in fns}
+    for fn in fns.values():
+        fn()  # warm-up: first touch, library start-up
+    for r in range(rounds):
+        for lib in list(fns) if r % 2 == 0 else list(reversed(fns)):
+            started = clock()
+            for _ in range(calls):
+                fns[lib]()
+            samples[lib].append((clock() - started) / calls * 1e6)
+    return {lib: statistics.median(s) for lib, s in samples.items()}
+
+
 def measure(m: int, threads: int, rounds: int) -> dict:
-    """Median microseconds per GEMM for each candidate, interleaved round-robin."""
+    """Median microseconds per GEMM for each candidate, and each one's rate over the step."""
     rng = np.random.default_rng(0)
     makers, missing = candidates(threads)
     clock = time.thread_time if threads == 1 else time.perf_counter
     calls = max(1, 4096 // max(m, 1) // 4)
     table: dict[str, dict[str, float]] = {}
+    step_flops = 0
     with threadpool_limits(threads, user_api="blas"):
         for name, a, ta, b, tb, c in step_operands(m, rng):
             fns = {lib: make(a, ta, b, tb, c) for lib, make in makers.items()}
-            samples: dict[str, list[float]] = {lib: [] for lib in fns}
-            for fn in fns.values():
-                fn()  # warm-up: first touch, library start-up
-            for r in range(rounds):
-                order = list(fns) if r % 2 == 0 else list(reversed(fns))
-                for lib in order:
-                    started = clock()
-                    for _ in range(calls):
-                        fns[lib]()
-                    samples[lib].append((clock() - started) / calls * 1e6)
-            table[name] = {lib: statistics.median(s) for lib, s in samples.items()}
+            table[name] = timed_round_robin(fns, rounds, calls, clock)
+            step_flops += flops(a, ta, c)
     total = {lib: sum(row[lib] for row in table.values()) for lib in makers}
+    rate = {lib: step_flops / us / 1e3 for lib, us in total.items()}
     return {"batch_size": m, "threads": threads, "us_per_gemm": table, "us_per_step": total,
-            "missing": missing}  # fmt: skip
+            "flops_per_step": step_flops, "gflops_per_s": rate, "missing": missing}  # fmt: skip
+
+
+def square_rate(n: int, threads: int, rounds: int) -> dict[str, float]:
+    """GFLOP/s of each candidate on one n×n×n GEMM: the practical peak of this CPU."""
+    rng = np.random.default_rng(1)
+    a, b, c = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(3))
+    makers, _ = candidates(threads)
+    clock = time.thread_time if threads == 1 else time.perf_counter
+    with threadpool_limits(threads, user_api="blas"):
+        fns = {lib: make(a, False, b, False, c) for lib, make in makers.items()}
+        us = timed_round_robin(fns, rounds, 1, clock)
+    return {lib: flops(a, False, c) / t / 1e3 for lib, t in us.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,10 +208,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", default="1,64,256,1024,4096")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--threads", default=f"1,{os.cpu_count()}")
+    parser.add_argument("--square", type=int, default=2048, help="the peak's GEMM; 0: none")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    results = []
+    results, peaks = [], {}
     for threads in (int(t) for t in args.threads.split(",")):
+        if args.square:
+            peaks[threads] = peak = square_rate(args.square, threads, max(3, args.rounds // 3))
+            print(
+                f"square {args.square} threads={threads} GFLOP/s: "
+                + "  ".join(f"{lib} {rate:.1f}" for lib, rate in peak.items()),
+                flush=True,
+            )
         for m in (int(b) for b in args.batch_sizes.split(",")):
             result = measure(m, threads, args.rounds)
             results.append(result)
@@ -201,27 +233,26 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 flush=True,
             )
+            if threads in peaks:
+                print(
+                    "        GFLOP/s over the step (of the square peak): "
+                    + "  ".join(
+                        f"{lib} {rate:.1f} ({rate / peaks[threads][lib]:.0%})"
+                        for lib, rate in result["gflops_per_s"].items()
+                    ),
+                    flush=True,
+                )
     mkl_version = None
     with contextlib.suppress(OSError, AttributeError):
         mkl_version = MKL().version
-    record = {
-        "benchmark": "blas_choice",
-        "command": "PYTHONPATH=. python bench/blas_choice.py " + " ".join(sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "threadpools": [
-            {k: v for k, v in pool.items() if k != "filepath"} for pool in threadpool_info()
-        ],
+    record.write(args.json, {
+        **record.header("blas_choice", sys.argv[1:] if argv is None else argv),
+        "machine": record.machine(),
         "mkl_wheel": mkl_version,
+        "square_size": args.square,
+        "square_gflops_per_s": {str(t): peak for t, peak in peaks.items()},
         "results": results,
-    }
-    if args.json is not None:
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    })  # fmt: skip
     return 0
 
 

@@ -9,7 +9,6 @@ plain SGD update in one pass or two.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bench import record
 from bench.torch_peer import machine
 from gpunet.core.backends import NumpyBackend
 
@@ -94,17 +94,12 @@ def main(argv: list[str] | None = None) -> int:
             for stage, row in result["us_per_call"].items():
                 cells = ", ".join(f"{name} {us:.1f}" for name, us in row.items())
                 print(f"({n}, {m}) {stage}: {cells} us", flush=True)
-    if args.json is not None:
-        record = {
-            "benchmark": "elementwise_forms",
-            "command": "PYTHONPATH=. python bench/elementwise_forms.py "
-            + " ".join(argv or sys.argv[1:]),
-            "clock": "thread CPU time, BLAS on one thread",
-            "machine": machine(),
-            "results": results,
-        }
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    record.write(args.json, {
+        **record.header("elementwise_forms", sys.argv[1:] if argv is None else argv),
+        "clock": "thread CPU time, BLAS on one thread",
+        "machine": machine(),
+        "results": results,
+    })  # fmt: skip
     return 0
 
 

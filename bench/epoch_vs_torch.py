@@ -35,11 +35,8 @@ What is timed:
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
-import json
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -52,6 +49,7 @@ from threadpoolctl import threadpool_limits
 from torch import nn
 
 import gpunet
+from bench import record
 from bench.torch_peer import (
     ADAM_LR,
     LR,
@@ -347,33 +345,22 @@ def main(argv: list[str] | None = None) -> int:
           f"{'OK' if check['ok'] else 'MISMATCH'}")  # fmt: skip
     tables = {"train": table(train, "train"), "infer": table(infer, "infer")}
     print("\n" + tables["train"] + "\n\n" + tables["infer"])
-    if args.json is not None:
-        # paths as given relative to the checkout, absolute ones by their last part
-        local = [Path(a).name if os.path.isabs(a) else a for a in sys.argv]
-        given = (
-            local[1:] if argv is None else [Path(a).name if os.path.isabs(a) else a for a in argv]
-        )
-        record = {
-            "benchmark": "epoch_vs_torch",
-            "command": "PYTHONPATH=. " + shlex.join(["python", "bench/epoch_vs_torch.py", *given]),
-            "argv": local,
-            "cwd": ".",
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": before,
-            "load_average_after": list(os.getloadavg()),
-            "settings": {"clock": args.clock, "threads": threads,
-                         "repeats": args.repeats, "pause_seconds": args.pause,
-                         "shuffle": not args.no_shuffle, "target_ratio": TARGET,
-                         "lr": {"sgd": LR, "adam": ADAM_LR}, "dtype": "float32",
-                         "init": "he, seed 0, copied into torch"},
-            "results": train,
-            "inference": infer,
-            "gradient_check": check,
-            "tables_markdown": tables,
-        }  # fmt: skip
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"wrote {args.json}")
+    record.write(args.json, {
+        **record.header("epoch_vs_torch", sys.argv[1:] if argv is None else argv),
+        "argv": record.local(sys.argv),
+        "cwd": ".",
+        "machine": before,
+        "load_average_after": list(os.getloadavg()),
+        "settings": {"clock": args.clock, "threads": threads,
+                     "repeats": args.repeats, "pause_seconds": args.pause,
+                     "shuffle": not args.no_shuffle, "target_ratio": TARGET,
+                     "lr": {"sgd": LR, "adam": ADAM_LR}, "dtype": "float32",
+                     "init": "he, seed 0, copied into torch"},
+        "results": train,
+        "inference": infer,
+        "gradient_check": check,
+        "tables_markdown": tables,
+    })  # fmt: skip
     return 0
 
 

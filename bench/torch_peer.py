@@ -5,20 +5,16 @@ record of the machine both ran on."""
 from __future__ import annotations
 
 import itertools
-import os
-import platform
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_info
 from torch import nn
 
 import gpunet
+from bench import record
 from gpunet.core.backends import Backend
-from gpunet.core.backends.numpy_backend import cpu_model
 
 N_EXAMPLES = 16_384  # rows of one timed epoch at most (256 steps of B rows below B = 64)
 LR, ADAM_LR = 0.1, 1e-3  # plain SGD's and Adam's learning rates
@@ -138,25 +134,12 @@ class TorchTrainer:
 
 
 def machine() -> dict:
-    """The CPU, its load, the thread pools (BLAS kernels included) and the libraries."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    flags = next((line for line in lines if line.startswith("flags")), "")
+    """The shared machine record (bench/record.py) and PyTorch's threads, version and BLAS."""
+    shared = record.machine()
     return {
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "simd": [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile") if f in flags],
-        "load_average": list(os.getloadavg()),
-        "threadpools": [
-            {k: v for k, v in pool.items() if k != "filepath"} for pool in threadpool_info()
-        ],
+        **shared,
         "torch_threads": torch.get_num_threads(),
-        "versions": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "torch": torch.__version__,
-            "gpunet": gpunet.__version__,
-        },
+        "versions": {**shared["versions"], "torch": torch.__version__},
         # the lines of torch's build that name its BLAS and kernels (the rest holds paths)
         "torch_build": [
             line.strip(" -")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import subprocess
 import sys
@@ -375,3 +376,23 @@ def test_the_epoch_benchmark_record_holds_no_absolute_path(tmp_path, monkeypatch
     record = json.loads(text)
     assert record["cwd"] == "." and record["argv"][-1] == "epoch.json"
     assert record["results"][0]["batch_size"] == 64
+
+
+def test_the_blas_benchmark_sets_each_step_beside_the_square_gemm_peak(tmp_path, monkeypatch):
+    pytest.importorskip("threadpoolctl", reason="bench/blas_choice.py limits BLAS threads")
+    spec = importlib.util.spec_from_file_location("blas_choice", ROOT / "bench/blas_choice.py")
+    blas_choice = importlib.util.module_from_spec(spec)
+    monkeypatch.syspath_prepend(str(ROOT))
+    spec.loader.exec_module(blas_choice)
+    out = tmp_path / "blas.json"
+    args = ["--batch-sizes", "3", "--threads", "1", "--rounds", "1", "--square", "64"]
+    assert blas_choice.main([*args, "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    (result,) = record["results"]
+    # 8 GEMMs of [784, 256, 256, 10] at m = 3: forward 3, BP4 3, BP2 2 (none into the input)
+    sizes = [784, 256, 256, 10]
+    forward = sum(2 * 3 * n * k for k, n in itertools.pairwise(sizes))
+    assert result["flops_per_step"] == 3 * forward - 2 * 3 * 256 * 784
+    for lib, us in result["us_per_step"].items():
+        assert result["gflops_per_s"][lib] == pytest.approx(result["flops_per_step"] / us / 1e3)
+    assert record["square_size"] == 64 and record["square_gflops_per_s"]["1"]["numpy"] > 0
