@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + tables["train"] + "\n\n" + tables["infer"])
     record.write(args.json, {
         **record.header("epoch_vs_torch", sys.argv[1:] if argv is None else argv),
-        "argv": record.local(sys.argv),
+        "argv": sys.argv,
         "cwd": ".",
         "machine": before,
         "load_average_after": list(os.getloadavg()),

@@ -1,6 +1,7 @@
 """What every bench script's JSON record holds beside its results: the command that remakes
-it (run from the checkout, no machine's absolute path), the date, and the machine: the CPU,
-its load, every thread pool with its BLAS kernel, the library versions."""
+it (run from the checkout), the date, and the machine: the CPU, its load, every thread pool
+with its BLAS kernel, the library versions. Written as `gpunet bench` writes its records:
+no machine's absolute path (`portable`)."""
 
 from __future__ import annotations
 
@@ -17,18 +18,14 @@ from threadpoolctl import threadpool_info
 
 import gpunet
 from gpunet.core.backends.numpy_backend import cpu_model
-
-
-def local(argv: Sequence[str]) -> list[str]:
-    """The arguments as given, an absolute path by its last part."""
-    return [Path(a).name if os.path.isabs(a) else a for a in argv]
+from gpunet.tools.bench.machine import portable
 
 
 def header(script: str, argv: Sequence[str]) -> dict:
     """The record's first fields: the benchmark, its command line and the date."""
     return {
         "benchmark": script,
-        "command": "PYTHONPATH=. " + shlex.join(["python", f"bench/{script}.py", *local(argv)]),
+        "command": "PYTHONPATH=. " + shlex.join(["python", f"bench/{script}.py", *argv]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
 
@@ -55,9 +52,9 @@ def machine() -> dict:
 
 
 def write(path: Path | None, record: dict) -> None:
-    """The record as JSON at path (nothing without one)."""
+    """The record as JSON at path (nothing without one), paths relative to the checkout."""
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    path.write_text(json.dumps(portable(record), indent=1) + "\n")
     print(f"wrote {path}")

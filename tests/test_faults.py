@@ -162,9 +162,9 @@ def test_the_exit_codes_are_documented_alike_in_the_help_and_the_readme(tmp_path
 # --- interrupted, killed, starved ---------------------------------------------------------------
 
 
-def _started(args: list[str], cwd: Path, until: Path) -> subprocess.Popen:
-    """`gpunet *args` started in cwd, returned once the file `until` exists."""
-    process = subprocess.Popen(
+def _child(args: list[str], cwd: Path) -> subprocess.Popen:
+    """`gpunet *args` running in cwd, its output piped, ready to be sent SIGINT."""
+    return subprocess.Popen(
         [sys.executable, "-m", "gpunet", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -173,6 +173,11 @@ def _started(args: list[str], cwd: Path, until: Path) -> subprocess.Popen:
         cwd=cwd,
         preexec_fn=interruptible,
     )
+
+
+def _started(args: list[str], cwd: Path, until: Path) -> subprocess.Popen:
+    """`gpunet *args` started in cwd, returned once the file `until` exists."""
+    process = _child(args, cwd)
     deadline = time.monotonic() + 120
     while not until.exists():
         assert process.poll() is None, process.communicate()
@@ -217,15 +222,7 @@ def test_a_train_run_stopped_anywhere_resumes_exactly(tmp_path, how):
 
 def test_ctrl_c_without_a_checkpoint_says_nothing_was_saved(tmp_path):
     args = [*TRAIN, "--epochs", "50", "--batch-size", "1", "--history", "h.json"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gpunet", *args],
-        stderr=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=ENV,
-        cwd=tmp_path,
-        preexec_fn=interruptible,
-    )
+    process = _child(args, tmp_path)
     for line in process.stdout:  # the first epoch done: training is under way
         if line.startswith("epoch"):
             break
